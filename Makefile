@@ -1,0 +1,44 @@
+# hyperribbon — every target bootstraps .venv itself.
+#   make book   run every chapter under the `ci` profile, check claims, build _build/html
+#   make test   the whole test suite (unit, notebooks under smoke and ci, book, browser)
+PYTHON   ?= python3
+VENV     := .venv
+BIN      := $(VENV)/bin
+PROFILE  ?= ci
+REPO_URL ?= https://github.com/hyperribbon/hyperribbon
+PYTEST_ARGS ?=
+
+.PHONY: venv book test unit lint browser-deps clean
+
+$(BIN)/.installed: requirements.txt constraints.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements.txt -c constraints.txt
+	$(BIN)/python -m pip install -q --no-deps -e .
+	@touch $@
+
+venv: $(BIN)/.installed
+
+book: venv
+	$(BIN)/hyperribbon run --profile $(PROFILE)
+	$(BIN)/hyperribbon book --repo-url $(REPO_URL)
+	$(BIN)/hyperribbon claims --check
+
+# Headless Chromium for the browser test: Debian's packages (never a downloaded browser).
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	  else echo "chromium is missing: sudo apt-get install chromium chromium-driver (the browser test will be skipped)"; fi; }
+
+test: venv browser-deps
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+unit: venv
+	$(BIN)/python -m pytest -m "not slow and not browser" $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf _build book/papers book/claims.md

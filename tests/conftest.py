@@ -1,0 +1,36 @@
+"""Shared fixtures: the compendium root, a toy compendium, executed ci notebooks."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+@pytest.fixture
+def toy(tmp_path, monkeypatch) -> Path:
+    """A copy of a tiny compendium (one toy notebook) with HYPERRIBBON_ROOT pointing at it."""
+    root = tmp_path / "toy"
+    shutil.copytree(FIXTURES / "toy", root)
+    monkeypatch.setenv("HYPERRIBBON_ROOT", str(root))
+    monkeypatch.chdir(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def ci_notebooks() -> list:
+    """Every chapter notebook executed under the `ci` profile into book/papers (reused when
+    notebook, package, profile and parameters are unchanged)."""
+    from hyperribbon import run
+
+    old = os.environ.pop("HYPERRIBBON_ROOT", None)
+    try:
+        return run.run(None, "ci") if run.notebooks(ROOT) else []
+    finally:
+        if old is not None:
+            os.environ["HYPERRIBBON_ROOT"] = old

@@ -1,0 +1,101 @@
+"""Claims: relations, records from notebook outputs, the table and its check."""
+
+import json
+
+import nbformat
+import pytest
+
+from hyperribbon.claims import (
+    CLAIM_MIME,
+    claims_in_notebook,
+    evaluate,
+    load_status,
+    problems,
+    table,
+)
+
+
+@pytest.mark.parametrize("value, rel, target, ok", [
+    (5, ">=", 5, True), (4.999, ">=", 5, False), (5, ">", 5, False), (1e-3, "<", 1e-2, True),
+    (2, "<=", 2, True), (True, "==", True, True), (0.5, "in", [0, 1], True),
+    (1.5, "in", [0, 1], False), (float("nan"), "<", 1, False), (float("nan"), ">", 1, False),
+])
+def test_evaluate(value, rel, target, ok):
+    assert evaluate(value, rel, target) is ok
+
+
+def test_evaluate_rejects_unknown_relation_and_bad_interval():
+    with pytest.raises(ValueError, match="unknown relation"):
+        evaluate(1, "~", 1)
+    with pytest.raises(ValueError, match=r"\[lo, hi\]"):
+        evaluate(1, "in", 1)
+
+
+def _nb(path, claims, profile="ci"):
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("")
+    cell.outputs = [nbformat.v4.new_output("display_data", data={CLAIM_MIME: c})
+                    for c in claims]
+    nb.cells.append(cell)
+    nb.metadata["hyperribbon"] = {"profile": profile}
+    nbformat.write(nb, str(path))
+    return path
+
+
+def rec(name, value, passed):
+    return {"name": name, "value": value, "relation": ">=", "target": 1, "ref": "r",
+            "detail": "", "passed": passed}
+
+
+def test_records_are_read_back_from_outputs(tmp_path):
+    p = _nb(tmp_path / "01_a.ipynb", [rec("a", 2, True), rec("b", 0, False)])
+    got = claims_in_notebook(nbformat.read(str(p), as_version=4))
+    assert [c["name"] for c in got] == ["a", "b"]
+
+
+def test_table_statuses_and_check(tmp_path):
+    p = _nb(tmp_path / "01_a.ipynb", [rec("ok", 2, True), rec("bad", 0, False),
+                                      rec("declared", 0, False), rec("fixed", 3, True)])
+    expected = {"01_a": ["ok", "bad", "declared", "fixed", "absent"]}
+    status = {"declared": {"reason": "too small"}, "fixed": {"reason": "was failing"}}
+    rows = {r.name: r for r in table([p], expected, status)}
+    assert rows["ok"].status == "PASS"
+    assert rows["bad"].status == "FAIL"
+    assert rows["declared"].status == "FAILS (declared)" and rows["declared"].reason == "too small"
+    assert rows["fixed"].status == "NOW PASSES"
+    assert rows["absent"].status == "MISSING"
+    assert {r.name for r in problems(rows.values())} == {"bad", "fixed", "absent"}
+
+
+def test_smoke_runs_are_not_checked(tmp_path):
+    p = _nb(tmp_path / "01_a.ipynb", [rec("bad", 0, False)], profile="smoke")
+    assert problems(table([p], {}, {})) == []
+
+
+def test_load_status(tmp_path):
+    f = tmp_path / "s.yml"
+    f.write_text("a: {reason: why, tried: x}\nb: just a reason\n")
+    assert load_status(f) == {"a": {"reason": "why", "tried": "x"}, "b": {"reason": "just a reason"}}
+    f.write_text("a: {tried: x}\n")
+    with pytest.raises(ValueError, match="needs at least a 'reason'"):
+        load_status(f)
+    assert load_status(tmp_path / "none.yml") == {}
+
+
+def test_claim_in_a_kernel_emits_record_and_glue(monkeypatch):
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    published = []
+    monkeypatch.setattr(shell.display_pub, "publish",
+                        lambda data, metadata=None, **kw: published.append(data))
+    from hyperribbon.claims import claim
+
+    claim("toy_x", 0.25, "in", [0, 1], ref="eq. 3")
+    recs = [d[CLAIM_MIME] for d in published if CLAIM_MIME in d]
+    assert recs == [{"name": "toy_x", "value": 0.25, "relation": "in", "target": [0, 1],
+                     "ref": "eq. 3", "detail": "", "passed": True}]
+    assert any("PASS" in d.get("text/markdown", "") for d in published)
+    json.dumps(recs)  # serialisable
+    with pytest.raises(ValueError, match="lower-case"):
+        claim("Bad Name", 1, ">=", 0, ref="x")
