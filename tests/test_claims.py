@@ -75,7 +75,8 @@ def test_smoke_runs_are_not_checked(tmp_path):
 def test_load_status(tmp_path):
     f = tmp_path / "s.yml"
     f.write_text("a: {reason: why, tried: x}\nb: just a reason\n")
-    assert load_status(f) == {"a": {"reason": "why", "tried": "x"}, "b": {"reason": "just a reason"}}
+    assert load_status(f) == {"a": {"reason": "why", "tried": "x"},
+                              "b": {"reason": "just a reason"}}
     f.write_text("a: {tried: x}\n")
     with pytest.raises(ValueError, match="needs at least a 'reason'"):
         load_status(f)

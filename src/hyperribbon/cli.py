@@ -97,8 +97,12 @@ def _cmd_claims(args: argparse.Namespace) -> int:
                   + (f"  — {r.reason}" if r.reason else ""))
     if args.check:
         bad = claims_mod.problems(rows)
-        if not rows:
-            print("no executed notebooks found", file=sys.stderr)
+        executed = {r.notebook for r in rows}
+        absent = [p.stem for p in run_mod.notebooks(run_mod.repo_root()).values()
+                  if p.stem not in executed]
+        if args.dir is None and absent:
+            print(f"not executed: {', '.join(absent)} (run `hyperribbon run`)",
+                  file=sys.stderr)
             return 1
         if bad:
             for r in bad:
@@ -133,16 +137,24 @@ def build_book(repo_url: str | None = None, strict: bool = True) -> Path:
     ``repo_url`` (e.g. a fork on GitHub) sets the repository of the launch, download and
     source buttons. Warnings are errors (``-W -n --keep-going``) when ``strict``.
     """
+    import shutil
     import subprocess
 
     import yaml
 
     root = run_mod.repo_root()
+    shutil.rmtree(root / "_build" / "html", ignore_errors=True)  # no stale pages
     (root / "book" / "claims.md").write_text(claims_page(claim_rows()))
     cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(root)]
     if repo_url:
         cfg = yaml.safe_load((root / "_config.yml").read_text())
         cfg.setdefault("repository", {})["url"] = repo_url
+        # paths in the config are relative to it: keep them pointing into the source
+        ext = cfg.get("sphinx", {}).get("local_extensions") or {}
+        for name, folder in ext.items():
+            ext[name] = str((root / folder).resolve())
+        cfg["bibtex_bibfiles"] = [str((root / b).resolve())
+                                  for b in cfg.get("bibtex_bibfiles", [])]
         cfg_path = root / "_build" / ".config" / "_config.yml"
         cfg_path.parent.mkdir(parents=True, exist_ok=True)
         cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))

@@ -331,8 +331,7 @@ def execute(path: Path, profile: str, overrides: dict[str, Any] | None = None,
             os.unlink(tmp)
         detail = _failure_text(exc)
         log.error("%s: FAILED after %.1f s; the failed notebook is kept as %s "
-                  "(the previous output, if any, is untouched)\n%s",
-                  path.stem, wall, failed, detail)
+                  "(the previous output, if any, is untouched)", path.stem, wall, failed)
         if isinstance(exc, KeyboardInterrupt):
             raise
         raise RunError(f"{path.name} failed under profile {profile}: see {failed}\n"
@@ -391,7 +390,7 @@ def run(ids: list[str] | None, profile: str, pairs: list[str] | None = None,
         try:
             results.append(execute(p, profile, overrides, out_dir, force=force, root=root))
         except RunError as exc:
-            errors.append(str(exc).splitlines()[0])
+            errors.append(str(exc))
     if errors:
-        raise RunError("failed: " + "; ".join(errors))
+        raise RunError(f"{len(errors)} of {len(plans)} notebooks failed:\n" + "\n".join(errors))
     return results
