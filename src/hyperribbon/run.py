@@ -270,8 +270,12 @@ def _atomic_write(nb, dest: Path) -> None:
 
 def execute(path: Path, profile: str, overrides: dict[str, Any] | None = None,
             out_dir: Path | None = None, *, force: bool = False,
-            root: Path | None = None) -> Result:
+            root: Path | None = None, name: str | None = None,
+            log_file: Path | None = None) -> Result:
     """Run one notebook under a profile into ``out_dir`` (default ``book/papers``).
+
+    The output is ``out_dir/NAME.ipynb`` with ``name`` defaulting to the notebook's stem;
+    ``log_file`` receives the run's log and the cells' outputs as they are produced.
 
     Parameters are validated first; a bad one raises
     :class:`~hyperribbon.params.ParameterError` and nothing is touched. When the output
@@ -285,8 +289,9 @@ def execute(path: Path, profile: str, overrides: dict[str, Any] | None = None,
     root = root or repo_root(path.parent)
     params = resolve_parameters(path, profile, overrides, root)
     out_dir = Path(out_dir) if out_dir is not None else root / "book" / "papers"
-    dest = out_dir / f"{path.stem}.ipynb"
-    failed = out_dir / f"{path.stem}.failed.ipynb"
+    name = name or path.stem
+    dest = out_dir / f"{name}.ipynb"
+    failed = out_dir / f"{name}.failed.ipynb"
     key = source_key(root, path, profile, params)
     if dest.exists() and not force:
         try:
@@ -307,7 +312,7 @@ def execute(path: Path, profile: str, overrides: dict[str, Any] | None = None,
     run_info = {"notebook": path.stem, "profile": profile, "parameters": params,
                 "commit": commit, "dirty": dirty, "t0": time.time()}
     out_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".running.ipynb", dir=out_dir)
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".running.ipynb", dir=out_dir)
     os.close(fd)
     ci = bool(os.environ.get("CI"))
     t0 = time.time()
@@ -315,13 +320,22 @@ def execute(path: Path, profile: str, overrides: dict[str, Any] | None = None,
              json.dumps(params, default=str))
     jpath = os.pathsep.join(filter(None, [str(_kernel_dir()),
                                           os.environ.get("JUPYTER_PATH", "")]))
+    handler = None
+    if log_file is not None:
+        Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(log_file, mode="a")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
+        for lg in (log, logging.getLogger("papermill")):
+            lg.addHandler(handler)
+            lg.setLevel(min(lg.level or logging.INFO, logging.INFO))
     try:
         with _env(HYPERRIBBON_RUN=json.dumps(run_info, default=str), JUPYTER_PATH=jpath,
                   HYPERRIBBON_ROOT=str(root)):
             papermill.execute_notebook(
                 nb, tmp, parameters=params, kernel_name=KERNEL_NAME,
-                cwd=str(path.parent), progress_bar=(not ci) and sys.stderr.isatty(),
-                log_output=ci, request_save_on_cell_execute=True)
+                cwd=str(path.parent),
+                progress_bar=(not ci) and sys.stderr.isatty() and log_file is None,
+                log_output=ci or log_file is not None, request_save_on_cell_execute=True)
     except BaseException as exc:  # noqa: BLE001 - also Ctrl-C: keep the partial run
         wall = time.time() - t0
         if os.path.exists(tmp) and os.path.getsize(tmp) > 0:
@@ -332,10 +346,17 @@ def execute(path: Path, profile: str, overrides: dict[str, Any] | None = None,
         detail = _failure_text(exc)
         log.error("%s: FAILED after %.1f s; the failed notebook is kept as %s "
                   "(the previous output, if any, is untouched)", path.stem, wall, failed)
+        if handler is not None:
+            handler.stream.write(detail + "\n")
         if isinstance(exc, KeyboardInterrupt):
             raise
         raise RunError(f"{path.name} failed under profile {profile}: see {failed}\n"
                        f"{detail}") from exc
+    finally:
+        if handler is not None:
+            for lg in (log, logging.getLogger("papermill")):
+                lg.removeHandler(handler)
+            handler.close()
     wall = time.time() - t0
     executed = nbformat.read(tmp, as_version=4)
     os.unlink(tmp)
