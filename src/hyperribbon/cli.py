@@ -1,4 +1,4 @@
-"""``hyperribbon run | claims | book | data`` — the command line of the compendium."""
+"""``hyperribbon run | sweep | claims | book | data`` — the command line of the compendium."""
 
 from __future__ import annotations
 
@@ -33,6 +33,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"{r.notebook}: {r.status} ({r.wall_s:.1f} s, {len(r.claims)} claims{note}) "
               f"→ {r.output}")
     return 0
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from . import sweep as sweep_mod
+
+    results = sweep_mod.sweep(args.notebook, args.grid, args.profile, args.out, args.jobs)
+    failed = [r for r in results if r.status == "failed"]
+    for r in results:
+        bad = [c["name"] for c in r.claims if not c.get("passed")]
+        extra = f" failing claims: {', '.join(bad)}" if bad else ""
+        err = f" — {r.error.splitlines()[0]}" if r.error else ""
+        print(f"{r.status:8s} {r.id}{extra}{err}")
+    folder = sweep_mod.output_folder(args.notebook, args.grid, args.out)
+    print(f"{len(results) - len(failed)} of {len(results)} points finished; "
+          f"table: {folder / 'sweep.csv'}")
+    return 1 if failed else 0
 
 
 def claim_rows(folder: Path | None = None) -> list[claims_mod.Row]:
@@ -199,6 +215,17 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--page", type=Path, default=None, help="write the book's claims page")
     c.add_argument("--dir", type=Path, default=None, help="folder of executed notebooks")
     c.set_defaults(func=_cmd_claims)
+
+    sw = sub.add_parser("sweep", help="run a notebook over a parameter grid (resumable)")
+    sw.add_argument("notebook", help="notebook id, e.g. 02")
+    sw.add_argument("grid", type=Path, help="grid YAML: grid: {name: [values]}, points: [...]")
+    sw.add_argument("--profile", default=None, choices=run_mod.PROFILES,
+                    help="profile (default: the grid's, else ci)")
+    sw.add_argument("--out", type=Path, default=None,
+                    help="output folder (default sweeps/<notebook>-<grid>)")
+    sw.add_argument("--jobs", type=int, default=1,
+                    help="points run in parallel, each in its own kernel (default 1)")
+    sw.set_defaults(func=_cmd_sweep)
 
     b = sub.add_parser("book", help="build the HTML book from the executed notebooks")
     b.add_argument("--repo-url", default=None,
