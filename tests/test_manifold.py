@@ -1,0 +1,175 @@
+"""Unit tests of hyperribbon.manifold against analytic facts."""
+
+import numpy as np
+import pytest
+from numpy.polynomial import chebyshev as C
+
+from hyperribbon.manifold import (
+    bernstein_ellipse,
+    bernstein_rho,
+    bound_ratio,
+    box_corners,
+    cheb_bound,
+    cheb_coefficients,
+    cheb_points,
+    check_chebyshev_params,
+    coefficient_bound,
+    from_unit,
+    geometric_fit,
+    pca_widths,
+    sample_box,
+    to_unit,
+)
+
+
+def test_unit_maps_are_inverse_affine():
+    t = np.array([2.0, 3.0, 5.0 + 1j])
+    assert np.allclose(to_unit(np.array([2.0, 5.0]), 2.0, 5.0), [-1, 1])
+    assert np.allclose(from_unit(to_unit(t, 2.0, 5.0), 2.0, 5.0), t)
+
+
+def test_cheb_points_are_roots_of_T_n_plus_1():
+    x = cheb_points(7)
+    assert len(x) == 8 and np.all(np.diff(x) > 0)
+    assert np.allclose(C.chebval(x, [0] * 8 + [1]), 0, atol=1e-13)
+
+
+def test_cheb_coefficients_reproduce_a_polynomial():
+    rng = np.random.default_rng(0)
+    c = rng.normal(size=(3, 10))
+    x = cheb_points(9)
+    vals = np.stack([C.chebval(x, ci) for ci in c])
+    assert np.allclose(cheb_coefficients(vals), c, atol=1e-12)
+
+
+@pytest.mark.parametrize("a", [1.1, 1.5, 3.0])
+def test_coefficients_of_a_pole_decay_at_the_bernstein_rate(a):
+    # 1/(a − x) = (2/√(a²−1)) Σ' ρ^-k T_k(x), ρ = a + √(a²−1)
+    rho = a + np.sqrt(a * a - 1)
+    x = cheb_points(200)
+    c = cheb_coefficients(1.0 / (a - x))
+    k = np.arange(1, int(8 / np.log10(rho)))  # the c_k above 1e-8 ρ^-1
+    exact = 2 / np.sqrt(a * a - 1) * rho ** -k.astype(float)
+    assert np.allclose(c[k], exact, rtol=1e-6, atol=0)
+    rho_fit, r2 = geometric_fit(c[k])
+    assert rho_fit == pytest.approx(rho, rel=1e-6) and r2 == pytest.approx(1.0)
+    assert bernstein_rho(a) == pytest.approx(rho)
+
+
+def test_bernstein_rho_and_ellipse():
+    rho = 1.7
+    z = bernstein_ellipse(rho, 50)
+    ax, bx = (rho + 1 / rho) / 2, (rho - 1 / rho) / 2  # semi-axes
+    assert np.allclose((z.real / ax) ** 2 + (z.imag / bx) ** 2, 1)
+    assert np.allclose(bernstein_rho(z), rho)
+    assert np.allclose(bernstein_rho(np.array([-1.0, 0.3, 1.0])), 1)
+    with pytest.raises(ValueError):
+        bernstein_ellipse(1.0, 8)
+
+
+def _pole_M(rho, a):
+    """max |1/(a − z)| on ∂E_ρ: the closest point to a is the right end (ρ + 1/ρ)/2."""
+    return 1.0 / (a - (rho + 1 / rho) / 2)
+
+
+def test_bounds_hold_for_a_pole():
+    a = 1.3
+    rho_a = a + np.sqrt(a * a - 1)
+    rho = 1 + (rho_a - 1) * np.linspace(0.01, 0.99, 200)
+    M = _pole_M(rho, a)
+    x = cheb_points(300)
+    c = cheb_coefficients(1.0 / (a - x))
+    k = np.arange(40)
+    assert np.all(np.abs(c[k]) <= coefficient_bound(rho, M, k))
+    # interpolation error of degree n at m sample points ≤ B_n
+    s = np.linspace(-1, 1, 25)
+    b = cheb_bound(rho, M, len(s), 20)
+    for n in range(21):
+        xn = cheb_points(n)
+        p = C.chebval(s, cheb_coefficients(1.0 / (a - xn)))
+        assert np.linalg.norm(1.0 / (a - s) - p) <= b.bound[n]
+    assert np.all(np.diff(b.bound) < 0) and np.all((b.rho_opt > 1) & (b.rho_opt < rho_a))
+
+
+def test_cheb_bound_formula_and_nonfinite_M():
+    b = cheb_bound(np.array([2.0, 3.0]), np.array([1.0, np.inf]), 4, 3)
+    assert np.allclose(b.bound, np.sqrt(4) * 4 * 2.0 ** -np.arange(4) / 1.0)
+    assert np.all(b.rho_opt == 2.0)
+    with pytest.raises(ValueError):
+        cheb_bound(np.array([2.0]), np.array([np.inf]), 4, 3)
+
+
+def test_bound_ratio_skips_degrees_below_floor():
+    b = cheb_bound(np.array([2.0]), np.array([1.0]), 1, 5)  # B_n = 4·2^-n
+    R = np.array([9.0, 1.0, 1.0, 0.2, 1e-9, 1e-9, 0.0])
+    ratio, n = bound_ratio(R, b, floor=0.3)  # B_0..B_3 = 4, 2, 1, 0.5 are above 0.3
+    assert n == 4 and ratio == pytest.approx(max(1 / 4, 1 / 2, 0.2 / 1, 1e-9 / 0.5))
+    with pytest.raises(ValueError):
+        bound_ratio(R, b, floor=10.0)
+
+
+def test_sample_box_log_uniform():
+    lo, hi = np.array([1e-3, 1.0]), np.array([1.0, 2.0])
+    th = sample_box(lo, hi, 20000, seed=3)
+    assert th.shape == (20000, 2) and np.all((th >= lo) & (th <= hi))
+    assert np.mean(np.log10(th[:, 0])) == pytest.approx(-1.5, abs=0.03)  # uniform in log
+    assert np.array_equal(th, sample_box(lo, hi, 20000, seed=3))
+    lin = sample_box(lo, hi, 20000, seed=3, log=False)
+    assert np.mean(lin[:, 0]) == pytest.approx(0.5, abs=0.01)
+    with pytest.raises(ValueError):
+        sample_box(np.array([0.0]), np.array([1.0]), 5, 0)
+
+
+def test_pca_widths_of_a_known_cloud():
+    rng = np.random.default_rng(1)
+    sd = np.array([3.0, 1.0, 0.1])
+    Q, _ = np.linalg.qr(rng.normal(size=(5, 5)))
+    X = rng.normal(size=(200000, 3)) * sd
+    Y = X @ Q[:3] + 7.0
+    w = pca_widths(Y)
+    assert np.allclose(w.sigma[:3], sd, rtol=0.01) and np.all(w.sigma[3:] < 1e-10)
+    # residual of the best k-dim affine subspace = RMS of the discarded coordinates
+    assert w.residuals[0] ** 2 == pytest.approx(np.mean(np.sum((Y - Y.mean(0)) ** 2, 1)))
+    assert w.residuals[1] == pytest.approx(np.sqrt(np.sum(w.sigma[1:] ** 2)))
+    assert w.residuals[-1] == 0
+    assert np.allclose(np.abs(w.components[0] @ Q[0]), 1, atol=1e-3)
+    # a uniform segment of length 2: range 2, RMS width 2/√12
+    u = np.linspace(-1, 1, 1001)[:, None] * np.array([[0.6, 0.8]])
+    wu = pca_widths(u)
+    assert wu.ranges[0] == pytest.approx(2.0) and wu.sigma[0] == pytest.approx(
+        np.sqrt(np.mean(np.linspace(-1, 1, 1001) ** 2)))
+
+
+def test_geometric_fit_noisy_and_exact():
+    v = 5.0 * 3.0 ** -np.arange(8.0)
+    assert geometric_fit(v) == pytest.approx((3.0, 1.0))
+    rho, r2 = geometric_fit(v * np.array([1, 2, 1, 2, 1, 2, 1, 2]))
+    assert r2 < 1 and rho == pytest.approx(3.0, rel=0.1)
+
+
+def test_box_corners():
+    c = box_corners([1, 2, 3], [4, 5, 6])
+    assert c.shape == (8, 3)
+    assert {tuple(r) for r in c} == {(a, b, d) for a in (1, 4) for b in (2, 5) for d in (3, 6)}
+
+
+GOOD = dict(n_samples=100, n_cheb_samples=10, n_times=50, enzyme_lo=[0.1] * 4,
+            enzyme_hi=[1.0] * 4, sir_lo=[0.3, 0.1, 0.001], sir_hi=[0.6, 0.3, 0.01],
+            sir_t_end=30.0, sir_max_step=0.1)
+
+
+@pytest.mark.parametrize("change, name", [
+    (dict(n_samples=5, n_cheb_samples=5), "n_samples"),
+    (dict(n_times=8), "n_times"),
+    (dict(n_cheb_samples=101), "n_cheb_samples"),
+    (dict(enzyme_hi=[1.0, 1.0, 0.05, 1.0]), "enzyme_hi"),
+    (dict(enzyme_lo=[0.0, 0.1, 0.1, 0.1]), "enzyme_lo"),
+    (dict(sir_hi=[0.6, 0.3]), "sir_lo, sir_hi"),
+    (dict(sir_hi=[0.6, 0.3, 1.5]), "sir_hi"),
+    (dict(sir_max_step=31.0), "sir_max_step"),
+    (dict(exp_sweep=[8.0]), "exp_sweep"),
+])
+def test_check_chebyshev_params(change, name):
+    check_chebyshev_params(**GOOD)
+    with pytest.raises(ValueError, match=name):
+        check_chebyshev_params(**{**GOOD, **change})
