@@ -1,14 +1,17 @@
 # hyperribbon — every target bootstraps .venv itself.
 #   make book   run every chapter under the `ci` profile, check claims, build _build/html
 #   make test   the whole test suite (unit, notebooks under smoke and ci, book, browser)
+#   make sweep  an example sweep (GRID=..., NB=...): chapter 2 over seeds 0-4
 PYTHON   ?= python3
 VENV     := .venv
 BIN      := $(VENV)/bin
 PROFILE  ?= ci
 REPO_URL ?= https://github.com/hyperribbon/hyperribbon
 PYTEST_ARGS ?=
+NB       ?= 02
+GRID     ?= notebooks/sweeps/02_seeds.yml
 
-.PHONY: venv book test unit lint browser-deps clean
+.PHONY: venv book test unit lint sweep browser-deps clean
 
 $(BIN)/.installed: requirements.txt constraints.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +26,9 @@ book: venv
 	$(BIN)/hyperribbon run --profile $(PROFILE)
 	$(BIN)/hyperribbon book --repo-url $(REPO_URL)
 	$(BIN)/hyperribbon claims --check
+
+sweep: venv
+	$(BIN)/hyperribbon sweep $(NB) $(GRID)
 
 # Headless Chromium for the browser test: Debian's packages (never a downloaded browser).
 browser-deps:
