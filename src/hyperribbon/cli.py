@@ -61,23 +61,25 @@ def claim_rows(folder: Path | None = None) -> list[claims_mod.Row]:
     return claims_mod.table(executed, run_mod.expected_claims(root), status)
 
 
+def _short(v) -> str:
+    """A value in a few characters, never truncated mid-number."""
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, list):
+        return "[" + ", ".join(_short(x) for x in v) + "]"
+    return "" if v is None else str(v)
+
+
 def markdown_table(rows: list[claims_mod.Row]) -> str:
     """The claims table as MyST markdown (the book's claims page)."""
     head = ("| notebook | claim | value | target | profile | result | reason |\n"
             "|---|---|---|---|---|---|---|\n")
 
-    def fmt(v):
-        if isinstance(v, float):
-            return f"{v:.4g}"
-        if isinstance(v, list):
-            return "[" + ", ".join(fmt(x) for x in v) + "]"
-        return "" if v is None else str(v)
-
     lines = []
     for r in rows:
-        target = f"{r.relation} {fmt(r.target)}" if r.relation else ""
+        target = f"{r.relation} {_short(r.target)}" if r.relation else ""
         link = f"[{r.notebook}](papers/{r.notebook}.ipynb)"
-        lines.append(f"| {link} | `{r.name}` | {fmt(r.value)} | {target} | {r.profile or ''} "
+        lines.append(f"| {link} | `{r.name}` | {_short(r.value)} | {target} | {r.profile or ''} "
                      f"| {r.status} | {r.reason.replace('|', '/')} |")
     return head + "\n".join(lines) + "\n"
 
@@ -108,8 +110,8 @@ def _cmd_claims(args: argparse.Namespace) -> int:
         print(markdown_table(rows), end="")
     else:
         for r in rows:
-            print(f"{r.notebook:24s} {r.name:34s} {str(r.value)[:12]:>12s} "
-                  f"{r.relation:>2s} {str(r.target)[:14]:14s} {r.profile or '':6s} {r.status}"
+            print(f"{r.notebook:24s} {r.name:34s} {_short(r.value):>10s} "
+                  f"{r.relation:>2s} {_short(r.target):12s} {r.profile or '':6s} {r.status}"
                   + (f"  — {r.reason}" if r.reason else ""))
     if args.check:
         bad = claims_mod.problems(rows)

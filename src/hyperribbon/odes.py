@@ -440,14 +440,18 @@ def vdp_samples(model: VanDerPol, thetas=None, n_samples: int = 200,
     return out[0] if thetas is not None and np.ndim(thetas) == 1 else out
 
 
-def vdp_jacobian_fd(model: VanDerPol, n_samples: int = 200, step: float = 1e-5,
+def vdp_jacobian_fd(model: VanDerPol, n_samples: int = 200, step: float = 1e-4,
                     cycle: LimitCycles | None = None, **kwargs) -> dict[str, np.ndarray]:
     """Jacobians of both residual variants at θ = 0 by central finite differences.
 
-    All 2P perturbed cycles (θ = ±h_p e_p, h_p = ``step`` × ε for the a-parameters, which
-    enter as a/ε, and ``step`` for the b-parameters) are integrated at once, started from
-    the unperturbed anchor (``cycle``, computed when not given). Truncation error O(h²):
-    relative ~1e-6 at step 1e-5. Keyword arguments go to :func:`vdp_limit_cycles`.
+    All 2P perturbed cycles (θ = ±h_p e_p) are integrated at once, started from the
+    unperturbed anchor (``cycle``, computed when not given). The steps follow the scales of
+    the problem: h_p = h = ``step`` √ε for the b-parameters (the curvature of the cycle in θ
+    grows like 1/ε) and h ε for the a-parameters, which enter as a/ε. The truncation error,
+    O(h²), is then ≲1e-5 relative in the top eigenvalues of JᵀJ from ε = 1 to 0.001. For
+    ε > 1 (towards the Hopf bifurcation at ε → ∞, where the cycle becomes hypersensitive)
+    h = ``step``/ε, and the error grows (~1e-5 at ε = 3, ~1e-4 at ε = 10). Keyword arguments go to
+    :func:`vdp_limit_cycles`.
 
     Returns
     -------
@@ -460,7 +464,8 @@ def vdp_jacobian_fd(model: VanDerPol, n_samples: int = 200, step: float = 1e-5,
         cycle = vdp_limit_cycles(model, None, **kwargs)
     period, k = float(cycle.periods[0]), 2 * n_samples
     kwargs = {**kwargs, "z0": cycle.anchors[:, 0]}
-    steps = np.where(np.arange(model.n_params) < model.n_monomials, step * model.eps, step)
+    h = step * min(np.sqrt(model.eps), 1 / model.eps)
+    steps = np.where(np.arange(model.n_params) < model.n_monomials, h * model.eps, h)
 
     def both(thetas):
         cycles = vdp_limit_cycles(model, thetas, t_end=period, **kwargs)
@@ -671,6 +676,74 @@ def check_vdp_parameters(eps_values, degree: int, n_samples: int, variant: str,
     if not 0 < rtol <= 1e-9:
         raise ValueError(f"rtol = {rtol}: must be in (0, 1e-9] (tight tolerances are needed "
                          "for the finite-difference check)")
+
+
+@dataclass
+class VdpAnalysis:
+    """Everything chapter 1 computes at one ε (see :func:`vdp_analyse`).
+
+    Attributes
+    ----------
+    model, cycle, sensitivity : the model, its anchored limit cycle and sensitivities
+    variant : the residual variant of ``spectrum`` and the localisation
+    spectrum : sloppy spectrum of JᵀJ (descending) with its eigen-directions
+    slow_fraction, slow_fraction_unweighted : (k,) slow-segment fraction of ∫|δf|² dt of
+        each eigen-direction, with δf_x as the change of dx/dt (÷ε) and without the 1/ε
+    slow_time_fraction : fraction of the period within |y − F(x)| < width
+    fd_error : per variant, the relative error of the top-5 eigenvalues of the central-
+        difference Jacobian against the sensitivity one (``{}`` when not computed)
+    null_rayleigh : Rayleigh quotient vᵀJᵀJv/λ_max of the time-rescaling direction v in
+        the phase-normalised variant (exactly 0 in exact arithmetic)
+    rescaling_period : (∂T/∂θ · v)/T along v (exactly −1: T(α) = T/(1 + α))
+    """
+
+    model: VanDerPol
+    cycle: LimitCycles
+    sensitivity: VdpSensitivity
+    variant: str
+    spectrum: object
+    slow_fraction: np.ndarray
+    slow_fraction_unweighted: np.ndarray
+    slow_time_fraction: float
+    fd_error: dict
+    null_rayleigh: float
+    rescaling_period: float
+
+    def localisation_gap(self, k: int = 3, weighted: bool = True) -> float:
+        """Mean slow fraction of the k stiffest directions minus that of the k sloppiest."""
+        f = self.slow_fraction if weighted else self.slow_fraction_unweighted
+        return float(np.mean(f[:k]) - np.mean(f[-k:]))
+
+
+def vdp_analyse(eps: float, degree: int = 3, n_samples: int = 200,
+                variant: str = "absolute", seed: int | None = 0, rtol: float = 1e-12,
+                width: float = 0.2, fd_step: float | None = 1e-4,
+                method: str = "LSODA") -> VdpAnalysis:
+    """Chapter 1 at one ε: limit cycle (from a start drawn with ``seed``), sensitivities,
+    the sloppy spectrum of the ``variant`` residuals, the localisation of its
+    eigen-directions on the slow segments (|y − F(x)| < ``width``), the finite-difference
+    check of both Jacobians (step ``fd_step``; None skips it) and the time-rescaling
+    checks."""
+    from .fisher import eigenvalue_relative_error, rayleigh_quotient
+
+    model = VanDerPol(eps, degree)
+    cycle = vdp_limit_cycles(model, seed=seed, rtol=rtol, method=method)
+    sens = vdp_sensitivities(model, n_samples=n_samples, rtol=rtol, method=method,
+                             cycle=cycle)
+    spec = vdp_fisher_spectrum(sens, variant)
+    fd_error = {}
+    if fd_step is not None:
+        fd = vdp_jacobian_fd(model, n_samples, step=fd_step, cycle=cycle, rtol=rtol,
+                             method=method)
+        fd_error = {v: eigenvalue_relative_error(fd[v], sens.jacobian(v), k=5)
+                    for v in VDP_VARIANTS}
+    v = model.time_rescaling_direction()
+    return VdpAnalysis(
+        model, cycle, sens, variant, spec,
+        vdp_slow_fraction(cycle, spec.eigenvectors, width, weighted=True),
+        vdp_slow_fraction(cycle, spec.eigenvectors, width, weighted=False),
+        vdp_slow_time_fraction(cycle, width), fd_error,
+        rayleigh_quotient(sens.jac_phase, v), float(sens.period_gradient @ v / sens.period))
 
 
 # ---- chapter 2: exponentials, enzyme kinetics, SIR -------------------------------

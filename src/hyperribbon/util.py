@@ -42,7 +42,7 @@ def progress(iterable: Iterable[T], desc: str = "", total: int | None = None,
     """A tqdm progress bar on interactive runs; the bare iterable in CI logs."""
     if not interactive():
         return iter(iterable)
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # text bars: no widget backend needed in a kernel
 
     return iter(tqdm(iterable, desc=desc, total=total, **kwargs))
 
