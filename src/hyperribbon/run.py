@@ -330,7 +330,7 @@ def execute(path: Path, profile: str, overrides: dict[str, Any] | None = None,
             lg.setLevel(min(lg.level or logging.INFO, logging.INFO))
     try:
         with _env(HYPERRIBBON_RUN=json.dumps(run_info, default=str), JUPYTER_PATH=jpath,
-                  HYPERRIBBON_ROOT=str(root)):
+                  HYPERRIBBON_ROOT=str(root), HYPERRIBBON_PROGRESS="0"):
             papermill.execute_notebook(
                 nb, tmp, parameters=params, kernel_name=KERNEL_NAME,
                 cwd=str(path.parent),

@@ -28,9 +28,10 @@ def resolve_device(device: str = "auto"):
 
 
 def interactive() -> bool:
-    """True when progress bars should be drawn: not in CI and stderr is a terminal
-    (or we are inside a Jupyter kernel outside CI)."""
-    if os.environ.get("CI"):
+    """True when progress bars should be drawn: not in CI, not in a notebook executed by
+    the runner (``HYPERRIBBON_PROGRESS=0``: the bars would end up in the book), and
+    stderr is a terminal or we are inside an interactive Jupyter kernel."""
+    if os.environ.get("CI") or os.environ.get("HYPERRIBBON_PROGRESS") == "0":
         return False
     if "ipykernel" in sys.modules:
         return True
