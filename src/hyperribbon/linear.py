@@ -1,0 +1,512 @@
+"""Linear models trained by gradient descent: closed-form trajectories, their mode sums,
+the InPCA phase diagram of trajectory ensembles, and kernel / SGD / image extensions
+(chapter 6, after Mao et al. 2025).
+
+The derivation is the standard one and is ours (the paper's formulas were not available
+to us). Inputs x in R^d, n training samples stacked in X (n, d); a multi-output linear
+model with weights W (d, C) predicts logits XW and class probabilities softmax(XW).
+Targets are the logits of a teacher, Y = X W*. Full-batch gradient descent with step eta
+on the squared loss L(W) = ||XW - Y||^2 / (2n) has the gradient Sigma_hat (W - W*) with
+Sigma_hat = X^T X / n, hence
+
+    W_t = W* + (I - eta Sigma_hat)^t (W_0 - W*).
+
+With Sigma_hat = U diag(lambda_k) U^T the logits are a sum of exponentials in t,
+
+    X W_t = X W* + sum_k (1 - eta lambda_k)^t (X u_k)(u_k^T (W_0 - W*)),
+
+and the columns X u_k are orthogonal with squared norm n lambda_k. Averaged over initial
+weights W_0 ~ N(0, s0^2) (teacher fixed), the covariance of the logit cloud of an
+ensemble of trajectories observed at checkpoints t in a set T is, in the mode basis,
+
+    S[(k,c),(l,c')] = s0^2 lambda_k <g_k^2> delta_kl delta_cc'
+                      + sqrt(lambda_k lambda_l) w*_kc w*_lc' Cov_t(g_k, g_l),
+
+with g_k(t) = (1 - eta lambda_k)^t and <.> the mean over checkpoints. Near the uniform
+prediction d_B is 1/8 of the Fisher metric, which for a softmax is the class-centred
+squared logit difference / C: d_B is then a squared Euclidean distance, InPCA reduces to
+classical scaling, and the InPCA eigenvalues are proportional to the eigenvalues of S
+(classes centred). That is our analytic ("mode-sum") prediction of the explained stress.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from hyperribbon.inpca import bhattacharyya, inpca
+
+__all__ = [
+    "PhaseDiagram",
+    "boundary_agreement",
+    "check_linear_params",
+    "checkpoints",
+    "empirical_modes",
+    "expected_mode_covariance",
+    "ensemble_probabilities",
+    "gaussian_inputs",
+    "gd_closed_form",
+    "gd_explicit",
+    "init_weights",
+    "k_at",
+    "linear_basis_stress",
+    "measured_stress",
+    "mode_contributions",
+    "mode_covariance",
+    "phase_diagram",
+    "predicted_stress",
+    "rbf_kernel",
+    "rff_features",
+    "sgd_trajectories",
+    "softmax",
+    "spectrum",
+    "teacher",
+    "train_image_trajectories",
+]
+
+
+# ---------------------------------------------------------------------------------------
+# Inputs, teacher, initial weights
+
+
+def spectrum(kind: Literal["exp", "power"], rate: float, d: int) -> np.ndarray:
+    """Eigenvalues of the input correlation, normalised to trace 1.
+
+    ``exp``: lambda_i = b e^{-rate i}, i = 0 .. d-1; ``power``: lambda_i = b i^{-rate},
+    i = 1 .. d; b makes the sum 1.
+
+    Returns
+    -------
+    numpy.ndarray, shape (d,), decreasing
+    """
+    if d < 1:
+        raise ValueError(f"d must be >= 1, got {d}")
+    if rate < 0:
+        raise ValueError(f"rate must be >= 0, got {rate}")
+    if kind == "exp":
+        lam = np.exp(-rate * np.arange(d, dtype=np.float64))
+    elif kind == "power":
+        lam = np.arange(1, d + 1, dtype=np.float64) ** (-rate)
+    else:
+        raise ValueError(f"kind must be 'exp' or 'power', got {kind!r}")
+    return lam / lam.sum()
+
+
+def gaussian_inputs(n: int, lam: np.ndarray, seed: int, rotate: bool = True) -> np.ndarray:
+    """n Gaussian inputs with correlation E[x x^T] = U diag(lam) U^T.
+
+    U is a Haar-random rotation when ``rotate`` (else the identity).
+
+    Returns
+    -------
+    numpy.ndarray, shape (n, d), float64
+    """
+    lam = np.asarray(lam, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    Z = rng.standard_normal((n, lam.size)) * np.sqrt(lam)
+    if rotate:
+        Q, R = np.linalg.qr(rng.standard_normal((lam.size, lam.size)))
+        Q = Q * np.sign(np.diag(R))
+        Z = Z @ Q.T
+    return Z
+
+
+def teacher(d: int, n_classes: int, scale: float, seed: int) -> np.ndarray:
+    """Teacher weights W* with i.i.d. N(0, scale^2) entries, shape (d, n_classes)."""
+    return scale * np.random.default_rng(seed).standard_normal((d, n_classes))
+
+
+def init_weights(n_init: int, d: int, n_classes: int, scale: float, seed: int) -> np.ndarray:
+    """n_init initial weight matrices with i.i.d. N(0, scale^2) entries, (n_init, d, C)."""
+    return scale * np.random.default_rng(seed).standard_normal((n_init, d, n_classes))
+
+
+def softmax(Z: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Numerically stable softmax along ``axis``."""
+    Z = np.asarray(Z, dtype=np.float64)
+    E = np.exp(Z - Z.max(axis=axis, keepdims=True))
+    return E / E.sum(axis=axis, keepdims=True)
+
+
+def checkpoints(T: int, n: int) -> np.ndarray:
+    """Up to n distinct integer steps in [0, T]: 0 and log-spaced steps 1 .. T."""
+    if T < 1 or n < 2:
+        raise ValueError(f"need T >= 1 and n >= 2, got T={T}, n={n}")
+    s = np.unique(np.round(np.geomspace(1, T, n - 1)).astype(np.int64))
+    return np.concatenate([[0], s])
+
+
+# ---------------------------------------------------------------------------------------
+# Gradient descent: closed form, explicit, modes
+
+
+def empirical_modes(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenpairs of Sigma_hat = X^T X / n, eigenvalues descending: (lam (d,), U (d, d))."""
+    X = np.asarray(X, dtype=np.float64)
+    lam, U = np.linalg.eigh(X.T @ X / X.shape[0])
+    order = np.argsort(-lam)
+    return np.clip(lam[order], 0.0, None), U[:, order]
+
+
+def gd_closed_form(X: np.ndarray, W0: np.ndarray, Wstar: np.ndarray, eta: float,
+                   steps: Any) -> np.ndarray:
+    """Weights of full-batch GD on the squared loss at the given steps, in closed form.
+
+    W_t = W* + U diag((1 - eta lambda)^t) U^T (W_0 - W*).
+
+    Parameters
+    ----------
+    X : (n, d) inputs; W0 : (..., d, C) initial weights; Wstar : (d, C) teacher.
+
+    Returns
+    -------
+    numpy.ndarray, shape (..., T, d, C)
+    """
+    lam, U = empirical_modes(X)
+    steps = np.asarray(steps, dtype=np.float64)
+    W0 = np.asarray(W0, dtype=np.float64)
+    A = np.einsum("dk,...dc->...kc", U, W0 - Wstar)  # mode amplitudes
+    G = (1.0 - eta * lam)[None, :] ** steps[:, None]  # (T, d)
+    return Wstar + np.einsum("dk,tk,...kc->...tdc", U, G, A)
+
+
+def gd_explicit(X: np.ndarray, Y: np.ndarray, W0: np.ndarray, eta: float,
+                n_steps: int) -> np.ndarray:
+    """Explicit full-batch GD iterations W <- W - eta X^T (X W - Y) / n.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n_steps + 1, d, C): W_0 .. W_{n_steps}
+    """
+    X = np.asarray(X, dtype=np.float64)
+    n = X.shape[0]
+    W = np.array(W0, dtype=np.float64)
+    out = [W.copy()]
+    for _ in range(n_steps):
+        W = W - eta * X.T @ (X @ W - Y) / n
+        out.append(W.copy())
+    return np.stack(out)
+
+
+def mode_contributions(X: np.ndarray, W0: np.ndarray, Wstar: np.ndarray, eta: float,
+                       steps: Any) -> np.ndarray:
+    """Contribution of each mode k to the logits X W_t - X W*.
+
+    Returns
+    -------
+    numpy.ndarray, shape (d, T, n, C): (1 - eta lambda_k)^t (X u_k)(u_k^T (W_0 - W*)).
+    """
+    lam, U = empirical_modes(X)
+    steps = np.asarray(steps, dtype=np.float64)
+    a = U.T @ (np.asarray(W0) - Wstar)  # (d, C)
+    G = (1.0 - eta * lam)[:, None] ** steps[None, :]  # (d, T)
+    XU = X @ U  # (n, d)
+    return np.einsum("kt,nk,kc->ktnc", G, XU, a)
+
+
+def ensemble_probabilities(X: np.ndarray, W0s: np.ndarray, Wstar: np.ndarray, eta: float,
+                           steps: Any) -> np.ndarray:
+    """Softmax predictions on X of every (initialisation, checkpoint): (R*T, n, C)."""
+    W = gd_closed_form(X, W0s, Wstar, eta, steps)  # (R, T, d, C)
+    Z = np.einsum("nd,rtdc->rtnc", X, W)
+    P = softmax(Z)
+    return P.reshape(-1, *P.shape[2:])
+
+
+# ---------------------------------------------------------------------------------------
+# Explained stress: measured (d_B + InPCA) and predicted (mode sum)
+
+
+def k_at(es: np.ndarray, level: float = 0.9) -> int:
+    """Smallest k with ES_k >= level (len(es) + 1 when never reached)."""
+    hit = np.nonzero(np.asarray(es) >= level)[0]
+    return int(hit[0]) + 1 if hit.size else len(es) + 1
+
+
+def measured_stress(P: np.ndarray, k: int = 20) -> tuple[np.ndarray, int]:
+    """Explained stress ES_1..ES_k of the InPCA of a set of models, and the clamp count.
+
+    Parameters
+    ----------
+    P : (N, M, C) class probabilities
+    """
+    D, clamped = bhattacharyya(P, return_clamped=True, threads=1)
+    res = inpca(D, min(k, P.shape[0]), solver="full")
+    return res.explained_stress, int(clamped)
+
+
+def mode_covariance(lam: np.ndarray, A: np.ndarray, eta: float, steps: Any) -> np.ndarray:
+    """Covariance of the class-centred logit cloud of an ensemble, from its mode sum.
+
+    Point (i, t) has mode coordinates z[k, c] = sqrt(lambda_k) (1 - eta lambda_k)^t
+    A[i, k, c] (class-centred), where A = U^T (W_0 - W*) are the mode amplitudes: the
+    logits minus the teacher's are X U z / sqrt(lambda) with orthogonal columns of squared
+    norm n lambda_k, so this is the logit covariance per sample.
+
+    Parameters
+    ----------
+    lam : (d,) eigenvalues of Sigma_hat
+    A : (R, d, C) mode amplitudes of the R initialisations
+    eta, steps : step size and checkpoints
+
+    Returns
+    -------
+    numpy.ndarray, shape (d*C, d*C)
+    """
+    lam = np.asarray(lam, dtype=np.float64)
+    A = np.asarray(A, dtype=np.float64)
+    C = A.shape[-1]
+    G = (1.0 - eta * lam)[None, :] ** np.asarray(steps, dtype=np.float64)[:, None]  # (T,d)
+    Z = np.sqrt(lam)[None, None, :, None] * G[None, :, :, None] * A[:, None, :, :]
+    Z = Z - Z.mean(-1, keepdims=True)
+    Z = Z.reshape(-1, lam.size * C)
+    Z = Z - Z.mean(0)
+    return Z.T @ Z / Z.shape[0]
+
+
+def expected_mode_covariance(lam: np.ndarray, Wstar_modes: np.ndarray, s0: float,
+                             eta: float, steps: Any) -> np.ndarray:
+    """The limit of :func:`mode_covariance` for infinitely many initialisations
+    W_0 ~ N(0, s0^2) (teacher fixed):
+
+    S = s0^2 diag(lambda_k <g_k^2>) (x) P_C + [sqrt(lambda) w*]_kc [sqrt(lambda) w*]_le
+    Cov_t(g_k, g_l), with g_k(t) = (1 - eta lambda_k)^t, P_C the class-centring projector.
+    """
+    lam = np.asarray(lam, dtype=np.float64)
+    d, C = Wstar_modes.shape
+    G = (1.0 - eta * lam)[:, None] ** np.asarray(steps, dtype=np.float64)[None, :]  # (d,T)
+    Gm = G.mean(1)
+    covt = G @ G.T / G.shape[1] - np.outer(Gm, Gm)
+    Pc = np.eye(C) - 1.0 / C
+    ws = np.sqrt(lam)[:, None] * (Wstar_modes @ Pc)
+    S = np.einsum("kc,le,kl->kcle", ws, ws, covt).reshape(d * C, d * C)
+    S += np.kron(np.diag(s0**2 * lam * (G**2).mean(1)), Pc)
+    return S
+
+
+def predicted_stress(S: np.ndarray, k: int = 20) -> np.ndarray:
+    """Mode-sum prediction of ES_1..ES_k from a logit covariance S (:func:`mode_covariance`):
+    d_B ~ |centred logit difference|^2 / (8C) near the uniform prediction, so InPCA is
+    classical scaling and its eigenvalues are proportional to those of S."""
+    mu = np.clip(np.linalg.eigvalsh(S)[::-1], 0.0, None)
+    total = float(mu @ mu)
+    frac = np.cumsum(mu[:k] ** 2) / total
+    return 1.0 - np.sqrt(np.clip(1.0 - frac, 0.0, 1.0))
+
+
+@dataclass
+class PhaseDiagram:
+    """Measured and predicted explained stress over (step count, decay rate, ratio).
+
+    Arrays have shape (len(T), len(rates), len(ratios), k): ``es`` measured, ``es_pred``
+    predicted; ``clamped``: d_B coefficients that hit the clamp (all cells together).
+    """
+
+    T: np.ndarray
+    rates: np.ndarray
+    ratios: np.ndarray
+    es: np.ndarray
+    es_pred: np.ndarray
+    clamped: int
+
+    def k90(self, predicted: bool = False, level: float = 0.9) -> np.ndarray:
+        """k90 per cell (T, rate, ratio)."""
+        es = self.es_pred if predicted else self.es
+        return np.apply_along_axis(k_at, -1, es, level)
+
+
+def phase_diagram(kind: str, rates: Any, ratios: Any, T_list: Any, *, d: int, n: int,
+                  n_classes: int, n_init: int, n_ckpt: int, logit_scale: float,
+                  eta_frac: float, seed: int, k: int = 20) -> PhaseDiagram:
+    """Explained stress of trajectory ensembles over a grid, measured and predicted.
+
+    For each decay rate: inputs (n, d) with that spectrum, a teacher of scale
+    s* = logit_scale (the spectrum has trace 1, so teacher logits have std ~ s*), and
+    ``n_init`` initial weights of scale s0 = ratio * s*; GD with eta = eta_frac /
+    lambda_max, observed at ``n_ckpt`` log-spaced checkpoints up to T.
+    """
+    rates, ratios, T_list = (np.asarray(v) for v in (rates, ratios, T_list))
+    shape = (len(T_list), len(rates), len(ratios), k)
+    es, es_pred = np.zeros(shape), np.zeros(shape)
+    clamped = 0
+    for j, c in enumerate(rates):
+        X = gaussian_inputs(n, spectrum(kind, float(c), d), seed + 1000 * j)
+        lam, U = empirical_modes(X)
+        eta = eta_frac / lam[0]
+        Ws = teacher(d, n_classes, logit_scale, seed + 1)
+        for i, ratio in enumerate(ratios):
+            W0 = init_weights(n_init, d, n_classes, ratio * logit_scale, seed + 2 + i)
+            for t, T in enumerate(T_list):
+                steps = checkpoints(int(T), n_ckpt)
+                P = ensemble_probabilities(X, W0, Ws, eta, steps)
+                e, cl = measured_stress(P, k)
+                es[t, j, i, :len(e)] = e
+                es[t, j, i, len(e):] = e[-1]
+                clamped += cl
+                A = np.einsum("dk,rdc->rkc", U, W0 - Ws)
+                es_pred[t, j, i] = predicted_stress(mode_covariance(lam, A, eta, steps), k)
+    return PhaseDiagram(T_list, rates, ratios, es, es_pred, clamped)
+
+
+def boundary_agreement(measured: np.ndarray, predicted: np.ndarray,
+                       threshold: float) -> float:
+    """Fraction of cells where measured and predicted fall on the same side of threshold."""
+    return float(np.mean((np.asarray(measured) >= threshold)
+                         == (np.asarray(predicted) >= threshold)))
+
+
+# ---------------------------------------------------------------------------------------
+# Extensions: SGD, kernels
+
+
+def sgd_trajectories(X: np.ndarray, Y: np.ndarray, W0: np.ndarray, eta: float,
+                     steps: Any, batch: int, n_runs: int, seed: int) -> np.ndarray:
+    """Mini-batch SGD (batches drawn without replacement within a step, with replacement
+    across steps) from the same W0, recorded at ``steps``.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n_runs, len(steps), d, C)
+    """
+    X = np.asarray(X, dtype=np.float64)
+    steps = np.asarray(steps)
+    n = X.shape[0]
+    rng = np.random.default_rng(seed)
+    W = np.repeat(np.asarray(W0, dtype=np.float64)[None], n_runs, axis=0)
+    out = np.zeros((n_runs, len(steps)) + W.shape[1:])
+    rec = {int(s): i for i, s in enumerate(steps)}
+    for t in range(int(steps.max()) + 1):
+        if t in rec:
+            out[:, rec[t]] = W
+        if t == steps.max():
+            break
+        idx = np.argsort(rng.random((n_runs, n)), axis=1)[:, :batch]
+        Xb, Yb = X[idx], Y[idx]  # (R, b, d), (R, b, C)
+        grad = np.einsum("rbd,rbc->rdc", Xb, np.einsum("rbd,rdc->rbc", Xb, W) - Yb) / batch
+        W = W - eta * grad
+    return out
+
+
+def rbf_kernel(A: np.ndarray, B: np.ndarray, bandwidth: float) -> np.ndarray:
+    """Gaussian (RBF) kernel exp(-|a - b|^2 / (2 bandwidth^2))."""
+    d2 = (A**2).sum(1)[:, None] + (B**2).sum(1)[None, :] - 2 * A @ B.T
+    return np.exp(-np.clip(d2, 0, None) / (2 * bandwidth**2))
+
+
+def rff_features(A: np.ndarray, n_features: int, bandwidth: float, seed: int) -> np.ndarray:
+    """Random Fourier features phi(a) with phi(a).phi(b) ~ rbf_kernel(a, b) (Rahimi-Recht).
+
+    Returns
+    -------
+    numpy.ndarray, shape (len(A), n_features)
+    """
+    rng = np.random.default_rng(seed)
+    Om = rng.standard_normal((A.shape[1], n_features)) / bandwidth
+    b = rng.uniform(0, 2 * np.pi, n_features)
+    return np.sqrt(2.0 / n_features) * np.cos(A @ Om + b)
+
+
+# ---------------------------------------------------------------------------------------
+# Bridge to chapter 4: linear models and small MLPs on images
+
+
+def train_image_trajectories(x: Any, y: Any, x_eval: Any, *, hidden: int, seed: int,
+                             epochs: int, lr: float, batch: int, n_ckpt: int,
+                             n_classes: int = 10) -> np.ndarray:
+    """Train one softmax classifier (linear when ``hidden == 0``, else a one-hidden-layer
+    ReLU MLP) with SGD on the cross-entropy; return its predictions on ``x_eval`` at
+    ``n_ckpt`` checkpoints (step 0 and log-spaced steps to the end), shape (n_ckpt', M, C).
+    CPU, deterministic for a seed."""
+    import torch
+
+    torch.manual_seed(seed)
+    x = torch.as_tensor(x).reshape(len(x), -1).float()
+    xe = torch.as_tensor(x_eval).reshape(len(x_eval), -1).float()
+    y = torch.as_tensor(y)
+    dim = x.shape[1]
+    if hidden == 0:
+        net = torch.nn.Linear(dim, n_classes)
+    else:
+        net = torch.nn.Sequential(torch.nn.Linear(dim, hidden), torch.nn.ReLU(),
+                                  torch.nn.Linear(hidden, n_classes))
+    opt = torch.optim.SGD(net.parameters(), lr=lr)
+    per_epoch = max(len(x) // batch, 1)
+    total = epochs * per_epoch
+    keep = set(checkpoints(total, n_ckpt).tolist())
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    step = 0
+    with torch.no_grad():
+        out.append(torch.softmax(net(xe).double(), -1).numpy())
+    for _ in range(epochs):
+        perm = torch.randperm(len(x), generator=g)
+        for b in range(per_epoch):
+            idx = perm[b * batch:(b + 1) * batch]
+            loss = torch.nn.functional.cross_entropy(net(x[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            step += 1
+            if step in keep:
+                with torch.no_grad():
+                    out.append(torch.softmax(net(xe).double(), -1).numpy())
+    return np.stack(out)
+
+
+def linear_basis_stress(D_ref: np.ndarray, D_cross: np.ndarray, D_new: np.ndarray,
+                        k: int | None = None) -> float:
+    """How much of the geometry of new points the InPCA basis of reference points explains.
+
+    The new points are projected (Gower) on the top-k InPCA axes of ``D_ref``; their
+    pairwise distances are rebuilt as sum_k sign_k (x_ik - x_jk)^2; both the true and the
+    rebuilt distance matrices are double-centred (W, W_hat) and the result is
+    1 - sqrt(||W - W_hat||_F^2 / ||W||_F^2) (1: fully explained, as explained stress).
+
+    Parameters
+    ----------
+    D_ref : (N, N) reference d_B; D_cross : (n_new, N) new-to-reference d_B;
+    D_new : (n_new, n_new) d_B among the new points.
+    """
+    from hyperribbon.inpca import double_centre
+
+    res = inpca(D_ref, k, solver="full")
+    x = res.project(D_cross)
+    s = res.signs
+    diff = x[:, None, :] - x[None, :, :]
+    D_hat = np.einsum("ijk,k->ij", diff**2, s)
+    W = double_centre(np.asarray(D_new, dtype=np.float64))
+    W_hat = double_centre(D_hat)
+    r = float(((W - W_hat) ** 2).sum() / (W**2).sum())
+    return 1.0 - float(np.sqrt(min(r, 1.0)))
+
+
+# ---------------------------------------------------------------------------------------
+# Parameter checks
+
+
+def check_linear_params(*, rates: list[float], ratios: list[float], T_list: list[int],
+                        d: int, n: int, n_init: int, n_ckpt: int, sgd_batch: int,
+                        eta_frac: float, image_train: int, image_eval: int) -> None:
+    """Checks of chapter 6's parameters that tie several together; ValueError names one."""
+    if len(rates) < 2:
+        raise ValueError("rates: need at least 2 decay rates (fastest vs slowest)")
+    if len(ratios) < 2:
+        raise ValueError("ratios: need at least 2 scale ratios")
+    if not any(r >= 1 for r in ratios):
+        raise ValueError("ratios: need at least one ratio >= 1 (lin_decay_controls)")
+    if not any(r == 1 for r in ratios):
+        raise ValueError("ratios: must contain 1.0 (lin_steps_controls is at s0/s* = 1)")
+    if n < d:
+        raise ValueError(f"n: need n >= d = {d} so that Sigma_hat has full rank, got {n}")
+    if n_init * n_ckpt < 4:
+        raise ValueError("n_init: n_init * n_ckpt must be >= 4 models per ensemble")
+    if sgd_batch > n:
+        raise ValueError(f"sgd_batch: must be <= n = {n}, got {sgd_batch}")
+    if not 0 < eta_frac < 2:
+        raise ValueError(f"eta_frac: GD is stable only for 0 < eta_frac < 2, got {eta_frac}")
+    if max(T_list) < 1:
+        raise ValueError("T_list: steps must be >= 1")
+    if image_eval > 10000 or image_train > 60000:
+        raise ValueError("image_train/image_eval: at most 60000 / 10000 images")
