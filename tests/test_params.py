@@ -81,6 +81,7 @@ def test_coerce_from_command_line(spec):
     ("x: int = 0  # range: [1, 2] | help", "out of range"),
     ("x: int = 1  # bounds: 1 | help", "unknown spec"),
     ("x: int = 1  # range: 1..2 | help", "bad range"),
+    ("x: int = 1  # range: [0, 2] | must be >= 1", "contains '='"),
 ])
 def test_malformed_cells_are_reported(cell, fragment):
     with pytest.raises(ParameterError, match=fragment):

@@ -83,6 +83,9 @@ def _bound(text: str) -> float | None:
 def _parse_spec(param: Param, comment: str, where: str) -> None:
     parts = [p.strip() for p in comment.split("|")]
     param.help = parts[-1] if parts else ""
+    if "=" in param.help:
+        raise ParameterError(f"{where}: the help text {param.help!r} contains '=', which "
+                             "papermill's parameter parser misreads; reword it")
     for part in parts[:-1]:
         if not part:
             continue
