@@ -112,8 +112,9 @@ def worker(method: str, n: int, m: int, c: int, k: int, tmp: str) -> dict:
 
         from hyperribbon.inpca import bhattacharyya, inpca, kernel_available
 
-        warm = make_models(40, 8, c)  # compile / load the kernel, import torch and scipy
-        inpca(bhattacharyya(warm), k=2, solver="partial")
+        warm = bhattacharyya(make_models(40, 8, c))  # compile / load the kernel, import
+        inpca(warm, k=2, solver="partial")  # torch and scipy, initialise LAPACK (eigh)
+        inpca(warm, k=2, solver="full")
         res["backend"] = "kernel" if kernel_available() else "torch"
         res["threads"] = torch.get_num_threads()
     else:
