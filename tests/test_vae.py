@@ -298,19 +298,6 @@ def test_embed_and_reconstruction_error_match_encode_decode(tiny):
     assert np.isclose(vae.reconstruction_error(m, X)[0], ((out - X) ** 2).mean(), rtol=1e-5)
 
 
-def test_map_embed_improves_the_posterior_objective(tiny):
-    m = tiny["model"].select([0])
-    X = tiny["X"][:20]
-
-    def objective(Z):
-        z = torch.tensor(Z, dtype=torch.float32)
-        out = vae.decode(m.params, z)
-        nll = vae.gaussian_nll(torch.tensor(X)[None], out, m.params["logscale"][:, None])
-        return (nll + 0.5 * z.pow(2).sum(-1)).sum().item()
-
-    assert objective(vae.map_embed(m, X, steps=50)) < objective(vae.embed(m, X))
-
-
 def test_curvature_on_equals_decoder_curvature(tiny):
     m = tiny["model"]
     Z = np.random.default_rng(0).normal(size=(7, 2))

@@ -974,31 +974,3 @@ def heldout_sweep(reps: Sequence[Replicate], clusters: Sequence[int],
                 ratio[ci, gi, si], knn[ci, gi, si] = r["ratio"], r["knn"]
     return Heldout(list(clusters), g, s, ratio, knn, Z)
 
-
-def map_embed(model: Trained, X: np.ndarray | Tensor, steps: int = 200, lr: float = 0.05,
-              num_threads: int | None = 1) -> np.ndarray:
-    """Posterior modes (K, N, d): argmax_z log p(x|z) + log p(z) for every row of ``X``
-    under every model, by Adam from the encoder's means. Unlike the encoder (amortised,
-    and never trained on data it has not seen), this places a point where the generative
-    model — the decoder manifold — explains it best."""
-    old = torch.get_num_threads()
-    if num_threads is not None:
-        torch.set_num_threads(num_threads)
-    try:
-        x = _stack_x(model, X)
-        with torch.no_grad():
-            mu, _ = encode(model.params, x)
-        z = mu.clone().requires_grad_(True)
-        adam = Adam([z])
-        ls = model.params["logscale"][:, None, :]
-        for _ in range(steps):
-            out = decode(model.params, z)
-            nll = gaussian_nll(x, out, ls) if model.config.likelihood == "gaussian" \
-                else nb_nll(x, out, ls)
-            loss = (nll + 0.5 * z.pow(2).sum(-1)).sum()
-            z.grad = None
-            loss.backward()
-            adam.step(lr)
-        return z.detach().cpu().numpy().astype(np.float64)
-    finally:
-        torch.set_num_threads(old)
