@@ -22,6 +22,19 @@ def toy(tmp_path, monkeypatch) -> Path:
     return root
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module of tiny-tensor tests: extra threads only add
+    overhead (and contend on a shared machine). Use with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="session")
 def ci_notebooks() -> list:
     """Every chapter notebook executed under the `ci` profile into book/papers (reused when

@@ -11,14 +11,7 @@ from hyperribbon import jeffreys as J
 from hyperribbon.manifold import pca_widths
 from hyperribbon.nets import SigmoidAutoencoder
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: extra threads only add overhead (and contend on a shared machine)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_model(k: int = 3, seed: int = 0) -> SigmoidAutoencoder:

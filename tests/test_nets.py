@@ -8,14 +8,7 @@ import torch
 
 from hyperribbon import nets
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: extra threads only add overhead (and contend on a shared machine)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def toy_bars(n: int = 400, seed: int = 0) -> torch.Tensor:

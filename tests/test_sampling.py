@@ -9,14 +9,7 @@ import torch
 from hyperribbon import sampling
 from hyperribbon.jeffreys import embedding_log_volume
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: extra threads only add overhead (and contend on a shared machine)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 COV = torch.tensor([[1.0, 0.8], [0.8, 1.0]], dtype=torch.float64) * torch.tensor(
     [[4.0, 2.0], [2.0, 1.0]], dtype=torch.float64)  # variances 4 and 1, correlation 0.8
