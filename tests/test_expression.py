@@ -285,7 +285,7 @@ def test_missing_dataset_says_how_to_get_it(xena, tmp_path):
     with pytest.raises(DataError) as e:
         ex.locate("xena", tmp_path / "empty", xena["reg"])
     msg = str(e.value)
-    assert "https://x/m.gz" in msg and "dataset=synthetic" in msg and "fetch" in msg
+    assert "https://x/m.gz" in msg and "dataset=synthetic" in msg and "data get xena" in msg
     assert not ex.available("xena", tmp_path / "empty", xena["reg"])
     assert ex.available("xena", xena["root"], xena["reg"])
     assert ex.available("synthetic")
@@ -305,8 +305,9 @@ def test_registered_checksum_is_verified(xena):
         ex.locate("xena", xena["root"], xena["reg"])
 
 
-def test_fetch_downloads_from_the_registered_urls(xena, tmp_path):
+def test_fetch_downloads_from_the_registered_urls(xena, tmp_path, monkeypatch):
     # file:// URLs: the downloader runs end to end without a network
+    monkeypatch.delenv("HYPERRIBBON_DOWNLOAD", raising=False)
     src = xena["folder"]
     reg = {"xena": dict(xena["reg"]["xena"])}
     reg["xena"]["files"] = {fn: {"url": (src / fn).as_uri()} for fn in
@@ -319,6 +320,32 @@ def test_fetch_downloads_from_the_registered_urls(xena, tmp_path):
     (out / "TcgaTargetGTEX_phenotype.txt.gz").unlink()
     with pytest.raises(DataError, match="failed"):
         ex.fetch("xena", tmp_path / "dl", reg)
+    monkeypatch.setenv("HYPERRIBBON_DOWNLOAD", "0")  # downloads off: refused, nothing written
+    with pytest.raises(DataError, match="downloads are off"):
+        ex.fetch("xena", tmp_path / "dl2", reg)
+    assert not (tmp_path / "dl2").exists()
+
+
+def test_check_reports_present_missing_and_corrupt(xena, tmp_path):
+    (st,) = ex.check(xena["root"], xena["reg"])
+    assert (st.name, st.status) == ("xena", "present") and "no registered sha256" in st.detail
+    assert ex.check(tmp_path / "empty", xena["reg"])[0].status == "missing"
+    xena["reg"]["xena"]["files"]["TcgaTargetGtex_rsem_gene_tpm.gz"]["sha256"] = "0" * 64
+    assert ex.check(xena["root"], xena["reg"])[0].status == "corrupt"
+
+
+def test_cli_data_check_lists_expression_sets(tmp_path, monkeypatch, capsys):
+    from hyperribbon.cli import main
+
+    monkeypatch.setenv("HYPERRIBBON_DATA", str(tmp_path))
+    monkeypatch.setenv("HYPERRIBBON_DOWNLOAD", "0")
+    assert main(["data", "check", "xena", "weinreb"]) == 0
+    out = capsys.readouterr().out
+    assert "xena" in out and "weinreb" in out and "missing" in out and "mnist" not in out
+    assert main(["data", "check", "nope"]) == 2
+    assert "unknown dataset nope" in capsys.readouterr().err
+    assert main(["data", "get", "xena"]) == 1  # downloads off: a clear error
+    assert "downloads are off" in capsys.readouterr().err
 
 
 def test_repository_registry_lists_both_datasets():

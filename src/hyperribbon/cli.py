@@ -130,20 +130,35 @@ def _cmd_claims(args: argparse.Namespace) -> int:
 
 
 def _cmd_data(args: argparse.Namespace) -> int:
+    from . import expression
+
+    images, expr = data_mod.registry(), expression.registry()
+    unknown = [n for n in args.names if n not in images and n not in expr]
+    if unknown:
+        print(f"unknown dataset {', '.join(unknown)}; registered: "
+              f"{', '.join([*images, *expr])}", file=sys.stderr)
+        return 2
     if args.action == "check":
         bad = 0
-        for s in data_mod.check():
+        for s in data_mod.check() + expression.check():
+            if args.names and s.name not in args.names:
+                continue
             print(f"{s.name:16s} {s.status:8s} {s.detail}")
             bad += s.status == "corrupt"
         return 1 if bad else 0
-    if args.action == "get":
-        for name in args.names or list(data_mod.registry()):
-            data_mod.locate(name, download=True)
-            print(f"{name}: present and verified")
+    if args.action == "get":  # no names: the image sets (the expression sets are large)
+        for name in args.names or list(images):
+            if name in expr:
+                print(f"{name}: present under {expression.fetch(name)}")
+            else:
+                data_mod.locate(name, download=True)
+                print(f"{name}: present and verified")
         return 0
     if args.action == "hash":
         for name in args.names:
-            for fn, path in data_mod.locate(name, download=False).items():
+            files = (expression.locate(name) if name in expr
+                     else data_mod.locate(name, download=False))
+            for fn, path in files.items():
                 print(f"{name} {fn} sha256={data_mod.file_hash(path)}")
         return 0
     raise AssertionError(args.action)

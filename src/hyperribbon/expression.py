@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from .data import DataError, data_root, file_hash
+from .data import DataError, Status, data_root, file_hash
 
 SYNTHETIC = "synthetic"
 REAL = ("xena", "weinreb")
@@ -357,7 +357,7 @@ def locate(name: str, root: Path | None = None, reg: dict | None = None,
         raise DataError(
             f"expression dataset {name!r} ({e.get('title', name)}) is not here: missing "
             f"{', '.join(missing)} in {folder}. With a network, run "
-            f"`python -c \"from hyperribbon.expression import fetch; fetch('{name}')\"` or "
+            f"`hyperribbon data get {name}` or "
             f"download by hand ({urls}) into {folder}. Without it, use dataset=synthetic.")
     return found
 
@@ -374,12 +374,36 @@ def available(name: str, root: Path | None = None, reg: dict | None = None) -> b
     return True
 
 
+def check(root: Path | None = None, reg: dict | None = None) -> list[Status]:
+    """Every registered expression data set as present / missing / corrupt (never
+    downloads); "present" says when the registry has no checksum to verify against."""
+    reg = reg if reg is not None else registry()
+    out = []
+    for name, e in reg.items():
+        try:
+            files = locate(name, root=root, reg=reg)
+        except DataError as exc:
+            kind = "corrupt" if "mismatch" in str(exc) else "missing"
+            out.append(Status(name, kind, str(exc)))
+            continue
+        folder = str(next(iter(files.values())).parent) if files else ""
+        unverified = [fn for fn in files if not e["files"][fn].get("sha256")]
+        note = f" (no registered sha256 for {', '.join(unverified)})" if unverified else ""
+        out.append(Status(name, "present", folder + note))
+    return out
+
+
 def fetch(name: str, root: Path | None = None, reg: dict | None = None,
           timeout: float = 60.0) -> Path:
     """Download a registered expression data set into the data root (needs a network;
     large: the Xena matrix is about 1.3 GB). Existing files are kept. Verified after."""
     e = _entry(name, reg)
     folder = Path(root if root is not None else data_root()) / e["folder"]
+    if os.environ.get("HYPERRIBBON_DOWNLOAD", "1") == "0":
+        missing = [fn for fn in e["files"] if not (folder / fn).exists()]
+        if missing:
+            raise DataError(f"expression dataset {name!r}: missing {', '.join(missing)} in "
+                            f"{folder}, and downloads are off (HYPERRIBBON_DOWNLOAD=0)")
     folder.mkdir(parents=True, exist_ok=True)
     old = socket.getdefaulttimeout()
     socket.setdefaulttimeout(timeout)
