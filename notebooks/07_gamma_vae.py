@@ -33,7 +33,7 @@
 profile: str = "ci"  # choices: smoke, ci, paper | the run profile (the runner sets it)
 seed: int = 0  # range: [0, 42949672] | replicate r uses data and model seed 100·seed + r
 dataset: str = "synthetic"  # choices: synthetic, xena, weinreb | the data set
-n_seeds: int = 8  # range: [2, 1000] | replicates (data set and model seed) per γ
+n_seeds: int = 16  # range: [2, 1000] | replicates (data set and model seed) per γ
 n_cells: int = 2000  # range: [100, 10000000] | synthetic cells per replicate
 n_genes: int = 60  # range: [10, 100000] | synthetic genes
 n_top: int = 5000  # range: [10, 100000] | genes kept by variance (real data sets)
@@ -66,7 +66,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from hyperribbon import expression, vae
-from hyperribbon.claims import claim, glue
+from hyperribbon.claims import claim, glue, mean_bound
 
 vae.check_vae_params(gammas=gammas, latent_dim=latent_dim, hidden=hidden, beta=beta,
                      n_seeds=n_seeds, curvature_mode=curvature_mode, n_dirs=n_dirs,
@@ -100,7 +100,7 @@ for name, v in [("ch07-n-seeds", n_seeds), ("ch07-n-rows", data.X.shape[0]),
 # The papers' data — UCSC Xena's TCGA + TARGET + GTEx recompute {cite}`vivian2017toil`
 # and the in-vitro LARRY data of {cite:t}`weinreb2020lineage` — are registered in
 # `data/expression.yml` with their sources, licenses and citations; with a network,
-# `hyperribbon.expression.fetch("xena")` (or `"weinreb"`) puts them under the data root,
+# `hyperribbon data get xena` (or `weinreb`) puts them under the data root,
 # and `dataset=xena` or `dataset=weinreb` runs this chapter on them. They cannot be
 # fetched where the book is built, so by default it runs on **synthetic data with known
 # geometry**, named as such in every output: this run used
@@ -318,36 +318,48 @@ lr_plain, lr_star = sweep.long_range[0].mean(), sweep.long_range[gi].mean()
 lr_diff = sweep.long_range[gi] - sweep.long_range[0]
 for name, v in [("ch07-lr-plain", lr_plain), ("ch07-lr-star", lr_star),
                 ("ch07-lr-pca", pca_lr.mean()),
+                ("ch07-lr-diff", lr_diff.mean()),
                 ("ch07-lr-se", lr_diff.std(ddof=1) / n_seeds ** 0.5)]:
     glue(name, float(v), display=False)
 glue("ch07-lr-wins", int((lr_diff > 0).sum()), display=False)
 print("long-range Spearman, mean over replicates:",
       ", ".join(f"γ={g:g}: {v:.3f}" for g, v in zip(gammas, sweep.long_range.mean(1),
                                                     strict=True)), f"| PCA {pca_lr.mean():.3f}")
-claim("gvae_long_range", lr_star - lr_plain, ">", 0.0,
+claim("gvae_long_range", mean_bound(lr_diff, "lower"), ">", 0.0,
       ref="Kim et al. 2024, abstract and bulk RNA-seq results (mesoscale structure)",
-      detail="mean over replicates of the Spearman correlation between latent centroid "
-             "distances and true distances: Γ-VAE (chosen γ) minus plain VAE")
+      detail="lower end of the 95 % confidence interval (Student's t over replicates) of "
+             "the mean paired difference, Γ-VAE (chosen γ) minus plain VAE, of the Spearman "
+             "correlation between latent centroid distances and true distances")
 
 # %% [markdown]
 # At the chosen γ the correlation is {glue:text}`ch07-lr-star:.3f` against
 # {glue:text}`ch07-lr-plain:.3f` for the plain VAE: a difference of
-# {glue:text}`gvae_long_range:.3f` ± {glue:text}`ch07-lr-se:.3f` (paired standard error
+# {glue:text}`ch07-lr-diff:.3f` ± {glue:text}`ch07-lr-se:.3f` (paired standard error
 # over replicates), the Γ-VAE ahead in {glue:text}`ch07-lr-wins` of
 # {glue:text}`ch07-n-seeds` replicates. PCA, a linear map, scores
 # {glue:text}`ch07-lr-pca:.3f`: a flat map is the natural keeper of large distances.
 #
+# **How the comparative claims are judged.** This claim and the two below compare the
+# Γ-VAE with the plain VAE over replicates. A difference of means has a sign even when
+# there is no effect, and that sign would then change with the notebook's seed; so each
+# claim is recorded as the end of the 95 % confidence interval (Student's t over the
+# paired replicate differences) on the side the paper's statement needs: here the lower
+# end, {glue:text}`gvae_long_range:.3f`, must be above zero. This asks more than the
+# sign of the mean, never less; when the effect is real and larger than the replicate
+# noise, it passes.
+#
 # **This claim is not reproduced at this scale.** The difference is of the order of its
-# standard error, and its sign changes with the seed: in our trials with other seeds and
-# settings (12 replicates instead of 8, hidden layers twice as wide and longer training,
+# standard error: in our trials with other seeds and settings (notebook seeds 0–5 with
+# 8 replicates each, 12 replicates, hidden layers twice as wide and longer training,
 # 100 genes instead of 60, fewer or more transit cells, the total instead of the tangent
 # penalty) the mean difference stayed within a few hundredths of zero, of either sign,
-# while the spread between replicates is several times larger — the arrangement a 2-D
-# map gives to an 8-D truth depends far more on the data set and the seed than on the
-# penalty. The claim is therefore declared as failing at the `ci` scale (see the claims
-# table); what would settle it is the `paper` profile (many more replicates, larger
-# networks trained to convergence, where a plain VAE bends much more) or the real
-# TCGA/GTEx data, on which the paper's statement was made.
+# and never clear of the spread between replicates, which is several times larger — the
+# arrangement a 2-D map gives to an 8-D truth depends far more on the data set and the
+# seed than on the penalty. The claim is therefore declared as failing at the `ci` scale
+# (see the claims table; `hyperribbon sweep 07 notebooks/sweeps/07_seeds.yml` repeats
+# this chapter over six seeds); what would settle it is the `paper` profile (many more
+# replicates, larger networks trained to convergence, where a plain VAE bends much more)
+# or the real TCGA/GTEx data, on which the paper's statement was made.
 #
 # ## Held-out clusters
 #
@@ -370,17 +382,21 @@ ho = vae.heldout_sweep(reps, held, [0.0, g_star], seeds, cfg, sweep.Z[[0, gi]])
 print(f"held-out clusters ({', '.join(data.label_names[c] for c in held)}): "
       f"{len(held) * 2 * n_seeds} VAEs in {time.perf_counter() - t0:.0f} s")
 ood_plain, ood_star = ho.ratio[:, 0].mean(), ho.ratio[:, 1].mean()
-ood_better = int((ho.ratio[:, 1].mean(0) < ho.ratio[:, 0].mean(0)).sum())
+ood_diff = (ho.ratio[:, 1] - ho.ratio[:, 0]).mean(0)  # per replicate, mean over clusters
+ood_better = int((ood_diff < 0).sum())
 for name, v in [("ch07-ood-plain", ood_plain), ("ch07-ood-star", ood_star),
-                ("ch07-ood-wins", ood_better),
+                ("ch07-ood-wins", ood_better), ("ch07-ood-rel", ood_star / ood_plain),
+                ("ch07-ood-diff", ood_diff.mean()),
+                ("ch07-ood-se", ood_diff.std(ddof=1) / n_seeds ** 0.5),
                 ("ch07-knn-plain", ho.knn[:, 0].mean()), ("ch07-knn-star", ho.knn[:, 1].mean())]:
     glue(name, float(v), display=False)
 print(f"displacement / radius: plain {ood_plain:.3f}, Γ-VAE {ood_star:.3f}; 15-NN agreement "
       f"{ho.knn[:, 0].mean():.3f} → {ho.knn[:, 1].mean():.3f}")
-claim("gvae_ood", ood_star / ood_plain, "<", 1.0,
+claim("gvae_ood", mean_bound(ood_diff, "upper"), "<", 0.0,
       ref="Kim et al. 2024, bulk RNA-seq: unseen cancer types re-embedded as if trained on",
-      detail="mean displacement of the held-out cluster's centroid (over its radius) after "
-             "Procrustes, Γ-VAE over plain VAE, mean over replicates and held-out clusters")
+      detail="upper end of the 95 % confidence interval (Student's t over replicates) of the "
+             "mean paired difference, Γ-VAE minus plain VAE, of the held-out centroid's "
+             "displacement over its radius after Procrustes (mean over held-out clusters)")
 
 # %%
 c0 = held[0]
@@ -417,20 +433,27 @@ plt.close(fig)
 #
 # Averaged over replicates and held-out clusters, the held-out centroid moves by
 # {glue:text}`ch07-ood-star:.2f` cluster radii with the Γ-VAE against
-# {glue:text}`ch07-ood-plain:.2f` with the plain VAE (ratio {glue:text}`gvae_ood:.3f`),
-# and the share of its re-embedded cells whose 15 nearest neighbours belong to it goes
-# from {glue:text}`ch07-knn-plain:.2f` to {glue:text}`ch07-knn-star:.2f`; the Γ-VAE
-# moves it less in {glue:text}`ch07-ood-wins` of {glue:text}`ch07-n-seeds` replicates. A
-# decoder whose coordinates run evenly over its manifold extends to an unseen mixture of
-# known programmes in the place the full model gives it; a freely bent one need not.
+# {glue:text}`ch07-ood-plain:.2f` with the plain VAE (ratio
+# {glue:text}`ch07-ood-rel:.2f`; difference {glue:text}`ch07-ood-diff:.2f` ±
+# {glue:text}`ch07-ood-se:.2f`, paired standard error), and the share of its re-embedded
+# cells whose 15 nearest neighbours belong to it goes from
+# {glue:text}`ch07-knn-plain:.2f` to {glue:text}`ch07-knn-star:.2f`; the Γ-VAE moves it
+# less in {glue:text}`ch07-ood-wins` of {glue:text}`ch07-n-seeds` replicates. The claim
+# records the upper end of the 95 % confidence interval of that difference,
+# {glue:text}`gvae_ood:.2f`, which must be below zero.
 #
-# **Not a reliable effect at this scale.** This was the most frequent outcome in our
-# trials — the Γ-VAE moved the held-out cluster less for most seeds and settings we
-# tried — but with the settings of this page it held for some notebook seeds and reversed
-# for others, once strongly: the ratio is heavy-tailed, and a few replicates in which one
-# of the two models sends the unseen cluster far away dominate the mean. More replicates
-# (the `paper` profile), a robust summary fixed in advance, or the real TCGA data with its
-# many cancer types would settle it.
+# **This claim is not reproduced at this scale either.** The paper's picture — a decoder
+# whose coordinates run evenly over its manifold extends to an unseen mixture of known
+# programmes in the place the full model gives it, where a freely bent one need not — does
+# not show here. Pooled over notebook seeds 0–5 with 8 replicates each and two held-out
+# tissues (96 paired re-embeddings), the Γ-VAE moved the unseen cluster less in fewer
+# than half of the pairs, and the paired difference of the log displacement was not
+# distinguishable from zero; with the plain mean of the ratio, as the claim was first
+# written, the verdict followed the seed (it passed for three of the six seeds and
+# failed for the others), because the ratio is heavy-tailed: a few replicates in which
+# one of the two models sends the unseen cluster far away dominate the mean. The claim is
+# declared as failing at the `ci` scale; more replicates and converged networks (the
+# `paper` profile), or the real TCGA data with its many cancer types, would settle it.
 #
 # ## Fate of the progenitors
 #
@@ -448,6 +471,7 @@ else:
     fate_plain, fate_star = sweep.fate_auroc[0].mean(), sweep.fate_auroc[gi].mean()
 fate_diff = sweep.fate_auroc[gi] - sweep.fate_auroc[0]
 glue("ch07-fate-se", float(np.std(fate_diff, ddof=1) / n_seeds ** 0.5), display=False)
+glue("ch07-fate-diff", float(np.mean(fate_diff)), display=False)
 glue("ch07-fate-wins", int(np.sum(fate_diff > 0)), display=False)
 fate_pca = np.array([vae.fate_auroc(vae.pca_embed(r.X, latent_dim, ~r.test), r.fate)
                      if r.fate is not None else np.nan for r in reps])
@@ -476,11 +500,12 @@ ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1, 0.5))
 fig.tight_layout()
 glue("ch07-fate", fig, display=False)
 plt.close(fig)
-claim("gvae_fate", fate_star - fate_plain, ">", 0.0,
+claim("gvae_fate", mean_bound(fate_diff, "lower"), ">", 0.0,
       ref="Kim et al. 2024, single-cell lineage tracing (Weinreb et al. 2020): fate "
           "separation of undifferentiated cells",
-      detail="mean over replicates of the cross-validated logistic-regression AUROC of "
-             "the progenitors' hidden fate from latent coordinates: Γ-VAE minus plain VAE")
+      detail="lower end of the 95 % confidence interval (Student's t over replicates) of "
+             "the mean paired difference, Γ-VAE minus plain VAE, of the cross-validated "
+             "logistic-regression AUROC of the progenitors' hidden fate from latent coordinates")
 
 # %% [markdown]
 # ```{glue:figure} ch07-fate
@@ -494,17 +519,19 @@ claim("gvae_fate", fate_star - fate_plain, ">", 0.0,
 #
 # The fate is read with an AUROC of {glue:text}`ch07-fate-star:.3f` from the Γ-VAE
 # against {glue:text}`ch07-fate-plain:.3f` from the plain VAE: a difference of
-# {glue:text}`gvae_fate:.3f` ± {glue:text}`ch07-fate-se:.3f` (paired standard error), the
+# {glue:text}`ch07-fate-diff:.3f` ± {glue:text}`ch07-fate-se:.3f` (paired standard error;
+# the claim's lower confidence end is {glue:text}`gvae_fate:.3f`), the
 # Γ-VAE ahead in {glue:text}`ch07-fate-wins` of {glue:text}`ch07-n-seeds` replicates. The
 # true positions allow {glue:text}`ch07-fate-true:.3f`; PCA, whose two axes are spent on
 # the largest variations (tissues, other programmes), only {glue:text}`ch07-fate-pca:.3f`.
 #
-# **This claim is not reproduced at this scale either.** Both VAEs keep the direction from
+# **Nor is this claim reproduced at this scale.** Both VAEs keep the direction from
 # the progenitor pool to the two fates — the branches connect them, so even a freely
-# bent map must — and the plain VAE already comes close to the ceiling set by the true
+# bent map must — and both stay about equally far below the ceiling set by the true
 # positions. In our trials (the settings listed above, including a sparse transit
-# population so that the fates are reached mostly through long-range relations) the
-# difference stayed within a few hundredths of zero, of either sign. The claim is
+# population so that the fates are reached mostly through long-range relations, and
+# notebook seeds 0–5) the difference stayed within a few hundredths of zero, of either
+# sign, and its confidence interval always contained zero. The claim is
 # declared as failing at the `ci` scale; the real lineage-tracing data
 # (`dataset=weinreb`), on which the paper made it, or the `paper` profile would settle
 # it.
@@ -524,13 +551,13 @@ claim("gvae_fate", fate_star - fate_plain, ">", 0.0,
 #   (hidden layers of {glue:text}`ch07-hidden` units, latent dimension
 #   {glue:text}`ch07-latent-dim`) so that {glue:text}`ch07-n-models` VAEs train in a few
 #   minutes on two CPU cores.
-# * **Scale.** At this scale the long-range and fate effects, if present, are smaller than
-#   the spread between replicates, and those two claims are not reproduced; the `paper`
-#   profile (more replicates, cells, genes and steps, on a GPU) is where they should be
-#   measured with confidence.
+# * **Scale.** At this scale the long-range, held-out and fate effects, if present, are
+#   smaller than the spread between replicates, and those three claims are not
+#   reproduced; the `paper` profile (more replicates, cells, genes and steps, on a GPU)
+#   is where they should be measured with confidence.
 # * **Claims as tested here** are differences between means over replicates of the
-#   Γ-VAE at the chosen γ and the plain VAE; the paper shows the effects on single
-#   trained models and figures.
+#   Γ-VAE at the chosen γ and the plain VAE, judged by the end of their 95 % confidence
+#   interval; the paper shows the effects on single trained models and figures.
 
 # %%
 glue("ch07-hidden", hidden, display=False)

@@ -100,3 +100,24 @@ def test_claim_in_a_kernel_emits_record_and_glue(monkeypatch):
     json.dumps(recs)  # serialisable
     with pytest.raises(ValueError, match="lower-case"):
         claim("Bad Name", 1, ">=", 0, ref="x")
+
+
+def test_mean_bound_against_tabulated_t_and_coverage():
+    import numpy as np
+
+    from hyperribbon.claims import mean_bound
+
+    # t_{0.975, 4} = 2.7764 (standard tables); x = 1..5: mean 3, s = √2.5
+    x = [1.0, 2.0, 3.0, 4.0, 5.0]
+    half = 2.7764 * (2.5 ** 0.5) / 5 ** 0.5
+    assert abs(mean_bound(x, "lower") - (3 - half)) < 1e-3
+    assert abs(mean_bound(x, "upper") - (3 + half)) < 1e-3
+    assert mean_bound([1.0, float("nan")], "lower") != mean_bound([1.0, float("nan")], "lower")
+    # coverage: the lower bound lies below the true mean in ≈ 97.5 % of normal samples
+    rng = np.random.default_rng(0)
+    below = np.mean([mean_bound(rng.normal(0.3, 1.0, 8), "lower") < 0.3 for _ in range(4000)])
+    assert abs(below - 0.975) < 0.01
+    with pytest.raises(ValueError, match="side"):
+        mean_bound(x, "both")
+    with pytest.raises(ValueError, match="level"):
+        mean_bound(x, "lower", 1.5)

@@ -149,3 +149,17 @@ def test_same_point_twice_gives_identical_claims(toy, tmp_path):
     a = table(sweep.sweep("01", g, "ci", tmp_path / "a") and tmp_path / "a" / "sweep.csv")
     b = table(sweep.sweep("01", g, "ci", tmp_path / "b") and tmp_path / "b" / "sweep.csv")
     assert a == b
+
+
+def test_shipped_grid_files_validate_against_their_notebooks():
+    """notebooks/sweeps/NN_*.yml: every point resolves against chapter NN's parameters."""
+    from conftest import ROOT
+    from hyperribbon import run
+
+    grids = sorted((ROOT / "notebooks" / "sweeps").glob("*.yml"))
+    assert grids
+    for g in grids:
+        grid = sweep.load_grid(g)
+        (nb,) = run.select(ROOT, [g.name[:2]])
+        for point in grid.points:
+            run.resolve_parameters(nb, grid.profile or "ci", point, ROOT)

@@ -67,6 +67,35 @@ def evaluate(value: Any, relation: str, target: Any) -> bool:
     return bool(ops[relation](value, target))
 
 
+def mean_bound(x: Any, side: str, level: float = 0.95) -> float:
+    """One-sided confidence bound of the mean of ``x`` (Student's t, ``n - 1`` degrees of
+    freedom): ``mean - t·s/√n`` for ``side="lower"``, ``mean + t·s/√n`` for ``"upper"``,
+    with ``t`` the ``(1 + level)/2`` quantile — the end of the two-sided ``level``
+    interval. A comparative claim ("A exceeds B, mean over seeds") recorded as the lower
+    bound of the paired differences A − B passes only when the difference stands clear
+    of its replicate noise, so its verdict does not flip with the seed when the effect is
+    about zero. NaN values are dropped; fewer than two values give NaN.
+
+    >>> round(mean_bound([1.0, 2.0, 3.0], "lower"), 4)  # 2 - 4.3027·1/√3
+    -0.4841
+    """
+    from scipy.stats import t as student_t
+
+    if side not in ("lower", "upper"):
+        raise ValueError(f"side must be 'lower' or 'upper', got {side!r}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must lie in (0, 1), got {level!r}")
+    a = [float(v) for v in (x.ravel() if hasattr(x, "ravel") else x)]
+    a = [v for v in a if not math.isnan(v)]
+    n = len(a)
+    if n < 2:
+        return float("nan")
+    m = sum(a) / n
+    s = math.sqrt(sum((v - m) ** 2 for v in a) / (n - 1))
+    half = float(student_t.ppf((1 + level) / 2, n - 1)) * s / math.sqrt(n)
+    return m - half if side == "lower" else m + half
+
+
 def _plain(value: Any) -> Any:
     """numpy/torch scalars → Python scalars (JSON-serialisable)."""
     if hasattr(value, "item") and callable(value.item):
