@@ -433,6 +433,23 @@ def test_check_vae_params_names_the_parameter():
             vae.check_vae_params(**args)
 
 
+def test_umap_keeps_separated_blobs_apart_and_is_seeded():
+    pytest.importorskip("umap")
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(0, 1, (60, 5)), rng.normal(20, 1, (60, 5))])
+    y = np.repeat([0, 1], 60)
+    Z = vae.umap_embed(X, 2, seed=3)
+    assert Z.shape == (120, 2)
+    assert vae.knn_agreement(Z, y, Z[:60], 0, k=10) == 1.0  # every neighbour from its blob
+    assert np.array_equal(Z, vae.umap_embed(X, 2, seed=3))
+
+
+def test_as_plane():
+    Z = np.arange(12.0).reshape(4, 3)
+    assert np.array_equal(vae.as_plane(Z), Z[:, :2])
+    assert np.array_equal(vae.as_plane(Z[:, :1]), np.column_stack([Z[:, 0], np.zeros(4)]))
+
+
 def test_umap_embed_is_optional(monkeypatch):
     monkeypatch.setitem(sys.modules, "umap", None)  # import fails as when not installed
     assert vae.umap_embed(np.zeros((10, 3))) is None

@@ -842,14 +842,28 @@ def fate_auroc(Z: np.ndarray, fate: np.ndarray, seed: int = 0) -> float:
     return float(np.mean([cv_auroc(Zf, f == c, seed=seed) for c in classes]))
 
 
+def as_plane(Z: np.ndarray) -> np.ndarray:
+    """The first two columns of ``Z`` for a scatter plot; a 1-D embedding gets a zero
+    second column."""
+    Z = np.asarray(Z)
+    return Z[:, :2] if Z.shape[1] >= 2 else np.column_stack([Z[:, 0], np.zeros(len(Z))])
+
+
 def umap_embed(X: np.ndarray, d: int = 2, seed: int = 0) -> np.ndarray | None:
     """UMAP coordinates of the rows of ``X`` when ``umap-learn`` is installed, else None
     (an optional baseline; not a dependency of the compendium)."""
-    try:
-        import umap  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    return umap.UMAP(n_components=d, random_state=seed).fit_transform(X)
+    import warnings
+
+    with warnings.catch_warnings():
+        # importing umap pulls in tqdm.auto ("IProgress not found" without ipywidgets), and
+        # fixing random_state overrides n_jobs: both intended, neither for the reader
+        warnings.simplefilter("ignore")
+        try:
+            import umap  # type: ignore[import-not-found]
+        except ImportError:
+            return None
+        return np.asarray(umap.UMAP(n_components=d, random_state=seed, n_jobs=1)
+                          .fit_transform(np.asarray(X, np.float32)))
 
 
 # ---------------------------------------------------------------------------------------
