@@ -63,7 +63,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Markdown
 
-from hyperribbon.claims import claim, glue
+from hyperribbon.claims import claim, glue, glue_figure
 from hyperribbon.odes import check_vdp_parameters, vdp_analyse, vdp_limit_cycles
 from hyperribbon.util import progress
 
@@ -105,9 +105,7 @@ for ax, eps, r in zip(np.atleast_1d(axes), eps_values, runs, strict=True):
     ax.set_xlabel("x")
 np.atleast_1d(axes)[0].set_ylabel("y")
 np.atleast_1d(axes)[0].legend(fontsize=7, loc="upper left")
-fig.tight_layout()
-glue("ch01-phase", fig, display=False)
-plt.close(fig)
+glue_figure("ch01-phase", fig)
 
 # %% [markdown]
 # ```{glue:figure} ch01-phase
@@ -127,9 +125,7 @@ ax.set_xticks(range(len(runs)), [f"{e:g}" for e in eps_values])
 ax.set_xlabel("time-scale ratio ε")
 ax.set_ylabel("log10(λ / λ_max)")
 ax.set_title(f"Spectra of JᵀJ ({variant}-time residuals, {n_params} parameters)")
-fig.tight_layout()
-glue("ch01-spectra", fig, display=False)
-plt.close(fig)
+glue_figure("ch01-spectra", fig)
 
 # %% [markdown]
 # ```{glue:figure} ch01-spectra
@@ -169,12 +165,10 @@ axes[1].set_xlabel("time t after the maximum of x (units of the Liénard time)")
 axes[1].set_ylabel("|x(t; +δv) − x(t; 0)|")
 axes[1].legend(fontsize=7, loc="lower left")
 axes[0].set_title(f"ε = {eps_values[-1]:g}, step δ = {delta:.2g} along unit eigen-directions")
-fig.tight_layout()
-glue("ch01-directions", fig, display=False)
+glue_figure("ch01-directions", fig)
 glue("ch01-delta", float(delta))
 glue("ch01-dx-stiff", float(np.abs(xp[0] - x0).max()))
 glue("ch01-dx-sloppy", float(np.abs(xp[2] - x0).max()))
-plt.close(fig)
 
 # %% [markdown]
 # ```{glue:figure} ch01-directions
@@ -209,9 +203,7 @@ ax.set_xlabel("log10(λ / λ_max) of the eigen-direction")
 ax.set_ylabel("fraction of ∫|δf|² dt on slow segments")
 ax.set_ylim(0, 1.02)
 ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
-fig.tight_layout()
-glue("ch01-localisation", fig, display=False)
-plt.close(fig)
+glue_figure("ch01-localisation", fig)
 
 # %% [markdown]
 # ```{glue:figure} ch01-localisation

@@ -66,7 +66,7 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 
-from hyperribbon.claims import claim, glue
+from hyperribbon.claims import claim, glue, glue_figure
 from hyperribbon.manifold import (
     bound_ratio,
     box_corners,
@@ -154,9 +154,7 @@ for ax, key in zip(axes, MODELS, strict=True):
     ax.set(title=MODELS[key], xlabel=xlabels[key], ylabel=ylabels[key])
     if key == "enzyme":
         ax.set_xscale("log")
-fig.tight_layout()
-glue("ch02-predictions", fig, display=False)
-plt.close(fig)
+glue_figure("ch02-predictions", fig)
 
 # %% [markdown]
 # ```{glue:figure} ch02-predictions
@@ -247,9 +245,7 @@ for ax, key in zip(axes, MODELS, strict=True):
     ax.set(title=MODELS[key], xlabel="principal direction k", ylabel="width",
            ylim=(max(1e-17, 0.3 * w.sigma[w.sigma > 0].min()), None))
 axes[0].legend(fontsize=8)
-fig.tight_layout()
-glue("ch02-widths", fig, display=False)
-plt.close(fig)
+glue_figure("ch02-widths", fig)
 
 # %% [markdown]
 # ```{glue:figure} ch02-widths
@@ -332,9 +328,7 @@ for ax, key in zip(axes, MODELS, strict=True):
     ax.set(title=MODELS[key], xlabel="Chebyshev degree k", ylim=(1e-18, 1e2))
 axes[0].set_ylabel("|c_k| of sampled predictions")
 axes[0].legend(fontsize=8)
-fig.tight_layout()
-glue("ch02-coefficients", fig, display=False)
-plt.close(fig)
+glue_figure("ch02-coefficients", fig)
 coef_ok = {k: bool(np.all(np.abs(coef[k]) <= coefficient_bound(*M[k], kk) + 1e3 * eps))
            for k in MODELS}
 print("all sampled |c_k| under the coefficient bound:", coef_ok)
@@ -372,8 +366,7 @@ ax.set_ylabel(f"PC 2 (range {r[1]:.2g})", labelpad=8)
 ax.set_zlabel(f"PC 3 (range {r[2]:.2g})", labelpad=12)
 fig.colorbar(sc, ax=ax, shrink=0.5, pad=0.0, orientation="horizontal",
              label="mean log10 of the rates θᵢ·T")
-glue("ch02-ribbon", fig, display=False)
-plt.close(fig)
+glue_figure("ch02-ribbon", fig, tight=False)
 for i in range(3):
     glue(f"ch02-range{i + 1}", float(r[i]), display=False)
 
@@ -421,9 +414,7 @@ for i, s in enumerate(sweep):
 ax.set(xlabel="principal direction k", ylabel="RMS width σ_k",
        title="sum of exponentials: widths and geometric fits")
 ax.legend(fontsize=8)
-fig.tight_layout()
-glue("ch02-sweep-fig", fig, display=False)
-plt.close(fig)
+glue_figure("ch02-sweep-fig", fig)
 
 steps = rho_fits[:-1] / rho_fits[1:]
 claim("cheb_smoothness_controls_rate", float(steps.min()) if len(steps) else float("nan"),

@@ -66,7 +66,7 @@ import numpy as np
 import torch
 from IPython.display import HTML, display
 
-from hyperribbon.claims import claim, glue
+from hyperribbon.claims import claim, glue, glue_figure
 from hyperribbon.data import load_images
 from hyperribbon.jeffreys import (
     check_params,
@@ -239,9 +239,7 @@ axes[2].set(xticks=range(3), xticklabels=["PC1", "PC2", "PC3"], ylabel="split R�
             ylim=(0.98, max(1.15, max(s.rhat.max() for s in studies.values()) + 0.02)),
             title="R̂ per coordinate")
 axes[2].legend(fontsize=7, ncol=2)
-fig.tight_layout()
-glue("ch03-mixing", fig, display=False)
-plt.close(fig)
+glue_figure("ch03-mixing", fig)
 
 for fam in FAMILIES:
     worst_rhat = max(float(s.rhat.max()) for (f, _), s in studies.items() if f == fam)
@@ -295,9 +293,7 @@ for row, fam in enumerate(FAMILIES):
                           (axes[row, 1], s.x_data, "reconstructed test images")):
         ax.imshow(mosaic(img), cmap="gray_r", vmin=0, vmax=1)
         ax.set(title=f"{fam.upper()}, k = {K_MAIN}: {what}", xticks=[], yticks=[])
-fig.tight_layout()
-glue("ch03-recons", fig, display=False)
-plt.close(fig)
+glue_figure("ch03-recons", fig)
 
 # %% [markdown]
 # ```{glue:figure} ch03-recons
@@ -334,9 +330,7 @@ ax.axhline(0.1, color="grey", lw=0.8, ls="--")
 ax.set(xlabel="principal direction n", ylabel="width σₙ / σ₁",
        title="Widths of the sampled model manifolds")
 ax.legend(fontsize=8)
-fig.tight_layout()
-glue("ch03-widths", fig, display=False)
-plt.close(fig)
+glue_figure("ch03-widths", fig)
 glue("ch03-ribbon-aspect", f"{ribbon[0] / ribbon[5]:.0f}", display=False)
 
 for fam in FAMILIES:
@@ -389,8 +383,7 @@ for ax, fam in zip(axes, FAMILIES, strict=True):
            ylabel="principal coordinate 2 (pixel units)", title=f"{fam.upper()}, k = {K_MAIN}")
     ax.legend(loc="lower right", fontsize=8, markerscale=3)
 fig.colorbar(sc, ax=axes, ticks=range(10), label="digit class")
-glue("ch03-projection", fig, display=False)
-plt.close(fig)
+glue_figure("ch03-projection", fig, tight=False)
 
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
 for ax, fam in zip(axes, FAMILIES, strict=True):
@@ -403,9 +396,7 @@ for ax, fam in zip(axes, FAMILIES, strict=True):
     ax.set(xlabel="whitened radius (units of the widths σ)", ylabel="probability density",
            title=f"{fam.upper()}, k = {K_MAIN}")
     ax.legend(fontsize=8)
-fig.tight_layout()
-glue("ch03-radius", fig, display=False)
-plt.close(fig)
+glue_figure("ch03-radius", fig)
 
 for fam in FAMILIES:
     margins = {}

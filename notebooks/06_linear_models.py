@@ -88,7 +88,7 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 
-from hyperribbon.claims import claim, glue
+from hyperribbon.claims import claim, glue, glue_figure
 from hyperribbon.inpca import bhattacharyya, bhattacharyya_paired, inpca
 from hyperribbon.linear import (
     boundary_agreement,
@@ -176,9 +176,7 @@ for ax, ratio in zip(axes[1:], [0.1, 10.0], strict=True):
     ax.set_ylabel("p(class 1) on sample 1")
     ax.set_title(f"trajectories, s₀/s* = {ratio:g}, c = {c_demo:g}")
     ax.legend(fontsize=7)
-fig.tight_layout()
-glue("ch06-spectra", fig, display=False)
-plt.close(fig)
+glue_figure("ch06-spectra", fig)
 
 # %% [markdown]
 # ```{glue:figure} ch06-spectra
@@ -216,9 +214,7 @@ for ax, (ratio, res) in zip(axes, demo.items(), strict=True):
     ax.set_zlabel(lab[2])
     ax.set_title(f"s₀/s* = {ratio:g}: ES₃ = {res.explained_stress[2]:.2f}, "
                  f"k90 = {k_at(res.explained_stress)}")
-fig.tight_layout()
-glue("ch06-ribbons", fig, display=False)
-plt.close(fig)
+glue_figure("ch06-ribbons", fig)
 glue("ch06-es3-small", float(demo[0.1].explained_stress[2]), display=False)
 glue("ch06-es3-large", float(demo[10.0].explained_stress[2]), display=False)
 
@@ -271,8 +267,7 @@ for t, ax in enumerate(axes[0]):
     ax.set_ylabel("decay rate c")
     ax.set_title(f"T = {T_list[t]}: ES₃ (measured)")
 fig.colorbar(im, ax=axes[0].tolist(), label="explained stress of 3 dimensions")
-glue("ch06-phase", fig, display=False)
-plt.close(fig)
+glue_figure("ch06-phase", fig, tight=False)
 
 # %% [markdown]
 # ```{glue:figure} ch06-phase
@@ -359,9 +354,7 @@ for ax in axes:
     ax.set_xlabel("number of gradient-descent steps T")
     ax.legend(fontsize=7)
 axes[0].set_title("o measured (d_B, InPCA), x mode sum; s₀/s* = 1")
-fig.tight_layout()
-glue("ch06-steps", fig, display=False)
-plt.close(fig)
+glue_figure("ch06-steps", fig)
 
 # %% [markdown]
 # ```{glue:figure} ch06-steps
@@ -480,9 +473,7 @@ ax.set_xlabel("step t")
 ax.set_ylabel("d_B to GD at equal step (nats)")
 ax.set_title(f"SGD, batch {sgd_batch} of {n}")
 ax.legend(fontsize=7)
-fig.tight_layout()
-glue("ch06-ext", fig, display=False)
-plt.close(fig)
+glue_figure("ch06-ext", fig)
 
 # %% [markdown]
 # ```{glue:figure} ch06-ext
@@ -567,8 +558,7 @@ else:
     ax.text(0.5, 0.5, "bridge skipped (image_train = 0)", ha="center")
     ax.set_xlabel("InPCA x1")
     ax.set_ylabel("InPCA x2")
-glue("ch06-img", fig, display=False)
-plt.close(fig)
+glue_figure("ch06-img", fig, tight=False)
 glue("ch06-lin-all", lin_all, display=False)
 glue("ch06-lin-3", lin_3, display=False)
 glue("ch06-k-lin", k_lin, display=False)

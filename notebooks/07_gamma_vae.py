@@ -67,7 +67,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from hyperribbon import expression, vae
-from hyperribbon.claims import claim, glue, mean_bound
+from hyperribbon.claims import claim, glue, glue_figure, mean_bound
 
 vae.check_vae_params(gammas=gammas, latent_dim=latent_dim, hidden=hidden, beta=beta,
                      n_seeds=n_seeds, curvature_mode=curvature_mode, n_dirs=n_dirs,
@@ -210,9 +210,7 @@ for a in (a1, a2):
     a.set_xticks(x, [f"{g:g}" for g in gammas])
     a.set_xlabel("penalty weight γ")
     a.axvline(gi, color="k", lw=0.8, alpha=0.4)
-fig.tight_layout()
-glue("ch07-curvature", fig, display=False)
-plt.close(fig)
+glue_figure("ch07-curvature", fig)
 
 # %% [markdown]
 # ## Curvature and fit against γ
@@ -292,9 +290,7 @@ for j, (title, Z) in enumerate(panels):
 axes[0, -1].legend(fontsize=6, markerscale=3, loc="center left", bbox_to_anchor=(1, 0.5))
 if data.fate_names:
     axes[1, -1].legend(fontsize=7, markerscale=3, loc="center left", bbox_to_anchor=(1, 0.5))
-fig.tight_layout()
-glue("ch07-embeddings", fig, display=False)
-plt.close(fig)
+glue_figure("ch07-embeddings", fig)
 
 # %% [markdown]
 # ```{glue:figure} ch07-embeddings
@@ -427,9 +423,7 @@ for ax, k, title in [(axes[0], 0, "plain VAE (γ = 0)"), (axes[1], 1, f"Γ-VAE (
     ax.set_xlabel("latent coordinate 1")
     ax.set_ylabel("latent coordinate 2")
 axes[1].legend(fontsize=7, markerscale=3)
-fig.tight_layout()
-glue("ch07-heldout", fig, display=False)
-plt.close(fig)
+glue_figure("ch07-heldout", fig)
 
 # %% [markdown]
 # ```{glue:figure} ch07-heldout
@@ -508,9 +502,7 @@ ax.set_xticks(x, [f"{g:g}" for g in gammas])
 ax.set_xlabel("penalty weight γ")
 ax.set_ylabel("fate AUROC of progenitors")
 ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1, 0.5))
-fig.tight_layout()
-glue("ch07-fate", fig, display=False)
-plt.close(fig)
+glue_figure("ch07-fate", fig)
 claim("gvae_fate", mean_bound(fate_diff, "lower"), ">", 0.0,
       ref="Kim et al. 2024, single-cell lineage tracing (Weinreb et al. 2020): fate "
           "separation of undifferentiated cells",

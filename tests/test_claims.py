@@ -121,3 +121,28 @@ def test_mean_bound_against_tabulated_t_and_coverage():
         mean_bound(x, "both")
     with pytest.raises(ValueError, match="level"):
         mean_bound(x, "lower", 1.5)
+
+
+@pytest.mark.parametrize("tight", [True, False])
+def test_glue_figure_publishes_an_image_lays_out_and_closes(monkeypatch, tight):
+    import matplotlib
+    import matplotlib.pyplot as plt
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.core.pylabtools import select_figure_formats
+
+    from hyperribbon.claims import glue_figure
+
+    shell = InteractiveShell.instance()
+    select_figure_formats(shell, {"png"})  # as the inline backend of a kernel does
+    published = []
+    monkeypatch.setattr(shell.display_pub, "publish",
+                        lambda data, metadata=None, **kw: published.append((data, metadata)))
+    fig, ax = plt.subplots()
+    ax.set_ylabel("a label\nover\nfour lines")
+    glue_figure("toy-fig", fig, tight=tight)
+    assert not plt.fignum_exists(fig.number)  # closed
+    default_left = matplotlib.rcParams["figure.subplot.left"]
+    assert bool(fig.subplotpars.left != default_left) is tight  # tight_layout moved axes
+    images = [(d, m) for d, m in published if "application/papermill.record/image/png" in d]
+    assert len(images) == 1
+    assert images[0][1]["scrapbook"]["name"] == "toy-fig"

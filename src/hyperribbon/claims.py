@@ -123,6 +123,22 @@ def glue(name: str, value: Any, display: bool = False) -> None:
     _glue(name, value, display=display)
 
 
+def glue_figure(name: str, fig: Any, tight: bool = True) -> None:
+    """Glue a finished matplotlib figure for the book and close it.
+
+    ``tight`` applies ``fig.tight_layout()`` first (leave it off for figures laid out by
+    hand, e.g. with a colorbar spanning several axes). The figure is glued without being
+    displayed in place, so the book shows it once, where the text calls for it, and is
+    closed so a long notebook does not hold every figure in memory.
+    """
+    import matplotlib.pyplot as plt
+
+    if tight:
+        fig.tight_layout()
+    glue(name, fig, display=False)
+    plt.close(fig)
+
+
 def claim(name: str, value: Any, relation: str, target: Any, ref: str,
           detail: str = "") -> None:
     """Record a claim from a notebook (glued, displayed with PASS/FAIL, and stored).
