@@ -134,6 +134,11 @@ def test_check_reports_present_missing_corrupt(tiny):
     os.unlink(tiny["root"] / "TINY" / "raw" / "imgs")
     statuses = {s.name: s.status for s in data.check(tiny["root"], tiny["reg"])}
     assert statuses == {"tiny": "missing", "cifar": "corrupt"}
+    # the verdict comes from the kind of error, not from words in its message or path
+    moved = tiny["root"].parent / "missing files here"
+    shutil.copytree(tiny["root"], moved)
+    statuses = {s.name: s.status for s in data.check(moved, tiny["reg"])}
+    assert statuses == {"tiny": "missing", "cifar": "corrupt"}
 
 
 def test_read_idx_rejects_non_idx(tmp_path):

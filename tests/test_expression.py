@@ -10,7 +10,7 @@ import pytest
 from scipy.spatial.distance import pdist
 
 from hyperribbon import expression as ex
-from hyperribbon.data import DataError
+from hyperribbon.data import DataError, verified_files
 
 # ---------------------------------------------------------------------------------------
 # The synthetic generator
@@ -300,6 +300,7 @@ def test_registered_checksum_is_verified(xena):
     spec = xena["reg"]["xena"]["files"]["TcgaTargetGtex_rsem_gene_tpm.gz"]
     spec["sha256"] = sha_gz(m)  # of the uncompressed bytes
     assert ex.locate("xena", xena["root"], xena["reg"])["TcgaTargetGtex_rsem_gene_tpm.gz"] == m
+    assert verified_files()[str(m)] == spec["sha256"]  # recorded for the run's provenance
     spec["sha256"] = "0" * 64
     with pytest.raises(DataError, match="sha256 mismatch"):
         ex.locate("xena", xena["root"], xena["reg"])
@@ -330,6 +331,7 @@ def test_check_reports_present_missing_and_corrupt(xena, tmp_path):
     (st,) = ex.check(xena["root"], xena["reg"])
     assert (st.name, st.status) == ("xena", "present") and "no registered sha256" in st.detail
     assert ex.check(tmp_path / "empty", xena["reg"])[0].status == "missing"
+    assert ex.check(tmp_path / "no sha256 mismatch", xena["reg"])[0].status == "missing"
     xena["reg"]["xena"]["files"]["TcgaTargetGtex_rsem_gene_tpm.gz"]["sha256"] = "0" * 64
     assert ex.check(xena["root"], xena["reg"])[0].status == "corrupt"
 

@@ -31,6 +31,15 @@ class DataError(RuntimeError):
     """A dataset file is missing, corrupt, or unreadable."""
 
 
+class DataMissing(DataError):
+    """A dataset's files are not here (as opposed to here but corrupt or unreadable)."""
+
+
+def downloads_allowed() -> bool:
+    """Whether missing data may be downloaded: ``HYPERRIBBON_DOWNLOAD`` is not ``0``."""
+    return os.environ.get("HYPERRIBBON_DOWNLOAD", "1") != "0"
+
+
 # ---------------------------------------------------------------------------------------
 # Registry and locations
 
@@ -156,12 +165,12 @@ def locate(name: str, split: str | None = None, root: Path | None = None,
             found[fn] = hit
     if missing:
         if download is None:
-            download = os.environ.get("HYPERRIBBON_DOWNLOAD", "1") != "0"
+            download = downloads_allowed()
         if download:
             fetch(name, root, reg)
             return locate(name, split, root, reg, download=False)
         looked = ", ".join(str(p) for p in candidates(name, missing[0], root, reg))
-        raise DataError(
+        raise DataMissing(
             f"dataset {name!r}: missing {', '.join(missing)} (looked in {looked}). "
             f"Get it with `hyperribbon data get {name}` (needs a network; source: "
             f"{e.get('source', '?')}) or place the files under {root / e['folder']}.")
@@ -209,7 +218,7 @@ def check(root: Path | None = None, reg: dict | None = None) -> list[Status]:
             where = sorted({str(p.parent) for p in files.values()})
             out.append(Status(name, "present", ", ".join(where)))
         except DataError as exc:
-            kind = "missing" if "missing" in str(exc) else "corrupt"
+            kind = "missing" if isinstance(exc, DataMissing) else "corrupt"
             out.append(Status(name, kind, str(exc)))
     return out
 

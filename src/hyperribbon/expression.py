@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from .data import DataError, Status, data_root, file_hash
+from .data import DataError, DataMissing, Status, data_root, downloads_allowed, verify
 
 SYNTHETIC = "synthetic"
 REAL = ("xena", "weinreb")
@@ -344,17 +344,12 @@ def locate(name: str, root: Path | None = None, reg: dict | None = None,
         if not p.exists():
             missing.append(fn)
             continue
-        want = e["files"][fn].get("sha256")
-        if want:
-            got = file_hash(p)
-            if got != want:
-                raise DataError(f"{p}: sha256 mismatch — expected {want}, found {got}. The "
-                                "file is corrupt or a different version; it was not used. "
-                                "Delete it and fetch it again.")
+        if e["files"][fn].get("sha256"):
+            verify(p, e["files"][fn])
         found[fn] = p
     if missing:
         urls = "; ".join(f"{fn} ← {e['files'][fn]['url']}" for fn in missing)
-        raise DataError(
+        raise DataMissing(
             f"expression dataset {name!r} ({e.get('title', name)}) is not here: missing "
             f"{', '.join(missing)} in {folder}. With a network, run "
             f"`hyperribbon data get {name}` or "
@@ -383,7 +378,7 @@ def check(root: Path | None = None, reg: dict | None = None) -> list[Status]:
         try:
             files = locate(name, root=root, reg=reg)
         except DataError as exc:
-            kind = "corrupt" if "mismatch" in str(exc) else "missing"
+            kind = "missing" if isinstance(exc, DataMissing) else "corrupt"
             out.append(Status(name, kind, str(exc)))
             continue
         folder = str(next(iter(files.values())).parent) if files else ""
@@ -399,7 +394,7 @@ def fetch(name: str, root: Path | None = None, reg: dict | None = None,
     large: the Xena matrix is about 1.3 GB). Existing files are kept. Verified after."""
     e = _entry(name, reg)
     folder = Path(root if root is not None else data_root()) / e["folder"]
-    if os.environ.get("HYPERRIBBON_DOWNLOAD", "1") == "0":
+    if not downloads_allowed():
         missing = [fn for fn in e["files"] if not (folder / fn).exists()]
         if missing:
             raise DataError(f"expression dataset {name!r}: missing {', '.join(missing)} in "
