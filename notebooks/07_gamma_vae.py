@@ -67,7 +67,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from hyperribbon import expression, vae
-from hyperribbon.claims import claim, glue, glue_figure, mean_bound
+from hyperribbon.claims import claim, glue, glue_figure, mean_bound, mean_se
 
 vae.check_vae_params(gammas=gammas, latent_dim=latent_dim, hidden=hidden, beta=beta,
                      n_seeds=n_seeds, curvature_mode=curvature_mode, n_dirs=n_dirs,
@@ -315,10 +315,10 @@ pca_lr = np.array([vae.centroid_spearman(vae.pca_embed(r.X, latent_dim, ~r.test)
                                          r.reference) for r in reps])
 lr_plain, lr_star = sweep.long_range[0].mean(), sweep.long_range[gi].mean()
 lr_diff = sweep.long_range[gi] - sweep.long_range[0]
+lr_mean, lr_se = mean_se(lr_diff)
 for name, v in [("ch07-lr-plain", lr_plain), ("ch07-lr-star", lr_star),
                 ("ch07-lr-pca", pca_lr.mean()),
-                ("ch07-lr-diff", lr_diff.mean()),
-                ("ch07-lr-se", lr_diff.std(ddof=1) / n_seeds ** 0.5)]:
+                ("ch07-lr-diff", lr_mean), ("ch07-lr-se", lr_se)]:
     glue(name, float(v), display=False)
 glue("ch07-lr-wins", int((lr_diff > 0).sum()), display=False)
 lr_umap = (vae.centroid_spearman(Zu, reps[0].labels, reps[0].reference) if Zu is not None
@@ -390,10 +390,10 @@ print(f"held-out clusters ({', '.join(data.label_names[c] for c in held)}): "
 ood_plain, ood_star = ho.ratio[:, 0].mean(), ho.ratio[:, 1].mean()
 ood_diff = (ho.ratio[:, 1] - ho.ratio[:, 0]).mean(0)  # per replicate, mean over clusters
 ood_better = int((ood_diff < 0).sum())
+ood_mean, ood_se = mean_se(ood_diff)
 for name, v in [("ch07-ood-plain", ood_plain), ("ch07-ood-star", ood_star),
                 ("ch07-ood-wins", ood_better), ("ch07-ood-rel", ood_star / ood_plain),
-                ("ch07-ood-diff", ood_diff.mean()),
-                ("ch07-ood-se", ood_diff.std(ddof=1) / n_seeds ** 0.5),
+                ("ch07-ood-diff", ood_mean), ("ch07-ood-se", ood_se),
                 ("ch07-knn-plain", ho.knn[:, 0].mean()), ("ch07-knn-star", ho.knn[:, 1].mean())]:
     glue(name, float(v), display=False)
 print(f"displacement / radius: plain {ood_plain:.3f}, Γ-VAE {ood_star:.3f}; 15-NN agreement "
@@ -475,8 +475,9 @@ if np.all(np.isnan(sweep.fate_auroc)):
 else:
     fate_plain, fate_star = sweep.fate_auroc[0].mean(), sweep.fate_auroc[gi].mean()
 fate_diff = sweep.fate_auroc[gi] - sweep.fate_auroc[0]
-glue("ch07-fate-se", float(np.std(fate_diff, ddof=1) / n_seeds ** 0.5), display=False)
-glue("ch07-fate-diff", float(np.mean(fate_diff)), display=False)
+fate_mean, fate_se = mean_se(fate_diff)
+glue("ch07-fate-diff", fate_mean, display=False)
+glue("ch07-fate-se", fate_se, display=False)
 glue("ch07-fate-wins", int(np.sum(fate_diff > 0)), display=False)
 fate_pca = np.array([vae.fate_auroc(vae.pca_embed(r.X, latent_dim, ~r.test), r.fate)
                      if r.fate is not None else np.nan for r in reps])

@@ -146,3 +146,21 @@ def test_glue_figure_publishes_an_image_lays_out_and_closes(monkeypatch, tight):
     images = [(d, m) for d, m in published if "application/papermill.record/image/png" in d]
     assert len(images) == 1
     assert images[0][1]["scrapbook"]["name"] == "toy-fig"
+
+
+def test_mean_se_by_hand_and_against_the_spread_of_means():
+    import numpy as np
+
+    from hyperribbon.claims import mean_se
+
+    # x = 1..5: mean 3, s² = 10/4, se = √(2.5/5)
+    assert mean_se([1.0, 2.0, 3.0, 4.0, 5.0]) == pytest.approx((3.0, 0.5 ** 0.5))
+    assert mean_se([[1.0, float("nan")], [3.0, 5.0]]) == pytest.approx((3.0, 2 / 3 ** 0.5))
+    m, se = mean_se([4.0])
+    assert m == 4.0 and np.isnan(se)
+    # se estimates the standard deviation of the mean over repeated samples: σ/√n
+    rng = np.random.default_rng(1)
+    samples = rng.normal(0.0, 2.0, (3000, 25))
+    ses = [mean_se(s)[1] for s in samples]
+    assert np.mean(ses) == pytest.approx(2.0 / 5, rel=0.02)
+    assert samples.mean(1).std() == pytest.approx(2.0 / 5, rel=0.05)

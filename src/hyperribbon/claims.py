@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 CLAIM_MIME = "application/vnd.hyperribbon.claim+json"
@@ -67,14 +68,34 @@ def evaluate(value: Any, relation: str, target: Any) -> bool:
     return bool(ops[relation](value, target))
 
 
+def _values(x: Any) -> np.ndarray:
+    """``x`` flattened to floats, NaN values dropped."""
+    a = np.asarray(x, dtype=float).ravel()
+    return a[~np.isnan(a)]
+
+
+def mean_se(x: Any) -> tuple[float, float]:
+    """Mean of ``x`` and its standard error ``s/√n`` (``s`` with ``n - 1`` in the
+    denominator), NaN values dropped; the standard error is NaN for fewer than two values.
+
+    >>> mean_se([1.0, 2.0, 3.0])  # s = 1
+    (2.0, 0.5773502691896258)
+    """
+    a = _values(x)
+    if len(a) < 2:
+        return (float(a.mean()) if len(a) else float("nan")), float("nan")
+    return float(a.mean()), float(a.std(ddof=1) / math.sqrt(len(a)))
+
+
 def mean_bound(x: Any, side: str, level: float = 0.95) -> float:
     """One-sided confidence bound of the mean of ``x`` (Student's t, ``n - 1`` degrees of
-    freedom): ``mean - t·s/√n`` for ``side="lower"``, ``mean + t·s/√n`` for ``"upper"``,
+    freedom): ``mean - t·se`` for ``side="lower"``, ``mean + t·se`` for ``"upper"``,
     with ``t`` the ``(1 + level)/2`` quantile — the end of the two-sided ``level``
-    interval. A comparative claim ("A exceeds B, mean over seeds") recorded as the lower
-    bound of the paired differences A − B passes only when the difference stands clear
-    of its replicate noise, so its verdict does not flip with the seed when the effect is
-    about zero. NaN values are dropped; fewer than two values give NaN.
+    interval, ``se`` as in :func:`mean_se`. A comparative claim ("A exceeds B, mean over
+    seeds") recorded as the lower bound of the paired differences A − B passes only when
+    the difference stands clear of its replicate noise, so its verdict does not flip with
+    the seed when the effect is about zero. NaN values are dropped; fewer than two values
+    give NaN.
 
     >>> round(mean_bound([1.0, 2.0, 3.0], "lower"), 4)  # 2 - 4.3027·1/√3
     -0.4841
@@ -85,14 +106,11 @@ def mean_bound(x: Any, side: str, level: float = 0.95) -> float:
         raise ValueError(f"side must be 'lower' or 'upper', got {side!r}")
     if not 0 < level < 1:
         raise ValueError(f"level must lie in (0, 1), got {level!r}")
-    a = [float(v) for v in (x.ravel() if hasattr(x, "ravel") else x)]
-    a = [v for v in a if not math.isnan(v)]
-    n = len(a)
-    if n < 2:
+    a = _values(x)
+    if len(a) < 2:
         return float("nan")
-    m = sum(a) / n
-    s = math.sqrt(sum((v - m) ** 2 for v in a) / (n - 1))
-    half = float(student_t.ppf((1 + level) / 2, n - 1)) * s / math.sqrt(n)
+    m, se = mean_se(a)
+    half = float(student_t.ppf((1 + level) / 2, len(a) - 1)) * se
     return m - half if side == "lower" else m + half
 
 

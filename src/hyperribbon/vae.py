@@ -850,8 +850,9 @@ def as_plane(Z: np.ndarray) -> np.ndarray:
 
 
 def umap_embed(X: np.ndarray, d: int = 2, seed: int = 0) -> np.ndarray | None:
-    """UMAP coordinates of the rows of ``X`` when ``umap-learn`` is installed, else None
-    (an optional baseline; not a dependency of the compendium)."""
+    """UMAP coordinates of the rows of ``X`` (seeded, one thread), or None when
+    ``umap-learn`` is not installed: it is in requirements.txt, but the chapter runs
+    without it."""
     import warnings
 
     with warnings.catch_warnings():
