@@ -179,3 +179,14 @@ def test_debian_fashion_mnist_matches_the_registry():
     e = data.entry("fashion-mnist")
     for fn, spec in e["files"].items():
         assert data.file_hash(sysdir / f"{fn}.gz") == spec["sha256"]
+
+
+def test_downloads_allowed_follows_the_environment(monkeypatch):
+    monkeypatch.delenv("HYPERRIBBON_DOWNLOAD", raising=False)
+    assert data.downloads_allowed()
+    monkeypatch.setenv("HYPERRIBBON_DOWNLOAD", "1")
+    assert data.downloads_allowed()
+    monkeypatch.setenv("HYPERRIBBON_DOWNLOAD", "0")
+    assert not data.downloads_allowed()
+    with pytest.raises(data.DataMissing):  # and a missing set is then an error, no fetch
+        data.locate("mnist", root=Path("/nonexistent-root"))
