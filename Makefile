@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 NB       ?= 02
 GRID     ?= notebooks/sweeps/02_seeds.yml
 
-.PHONY: venv book test unit lint sweep browser-deps clean
+.PHONY: venv book test unit lint sweep browser-deps wordnet-deps clean
 
 $(BIN)/.installed: requirements.txt constraints.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,7 +36,13 @@ browser-deps:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; \
 	  else echo "chromium is missing: sudo apt-get install chromium chromium-driver (the browser test will be skipped)"; fi; }
 
-test: venv browser-deps
+# WordNet 3.0 for chapter 5's fact-file test: Debian's wordnet-base (data.noun, index.noun).
+wordnet-deps:
+	@test -f /usr/share/wordnet/data.noun || dpkg -s wordnet-base >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq --no-install-recommends wordnet-base >/dev/null; \
+	  else echo "wordnet-base is missing: sudo apt-get install wordnet-base (the WordNet fact-file test will be skipped)"; fi; }
+
+test: venv browser-deps wordnet-deps
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
