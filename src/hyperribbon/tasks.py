@@ -413,7 +413,9 @@ def wordnet_distance(a: str | int, b: str | int, dataset: str | None = None,
 
     d(a, b) = min over common hypernyms h of [steps(a → h) + steps(b → h)], steps being
     the fewest hypernym links upward (WordNet's "shortest path distance"; nltk's
-    ``shortest_path_distance`` for nouns). d(a, a) = 0.
+    ``shortest_path_distance`` for nouns). d(a, a) = 0. The path turns once (up, then
+    down), so with multiple inheritance d is not a metric: dog.n.01 is also a
+    domestic_animal, and airplane-dog + dog-cat = 13 + 4 < airplane-cat = 18.
 
     Parameters
     ----------
@@ -518,6 +520,20 @@ def _word(offset: str, facts: dict) -> str:
     return facts["synsets"][offset]["name"].split(".")[0]
 
 
+def _spans(dataset: str, facts: dict) -> dict[tuple[int, ...], str]:
+    """Each class set spanned by a hypernym → the head word of its lowest hypernym (the
+    one with the fewest summed steps from the classes; ties by name)."""
+    table = facts["synsets"]
+    offs = [r["offset"] for r in class_synsets(dataset, facts)]
+    ups = [_up(o, table) for o in offs]
+    best: dict[tuple[int, ...], tuple[int, str]] = {}
+    for h in set().union(*ups):
+        cls = tuple(i for i in range(len(offs)) if h in ups[i])
+        score = (sum(ups[i][h] for i in cls), _word(h, facts))
+        best[cls] = min(best.get(cls, score), score)
+    return {c: v[1] for c, v in best.items()}
+
+
 def hypernym_tasks(dataset: str, facts: dict | None = None) -> list[Task]:
     """Every distinct class set spanned by one WordNet hypernym, 2 ≤ size < C.
 
@@ -525,17 +541,9 @@ def hypernym_tasks(dataset: str, facts: dict | None = None) -> list[Task]:
     fewest summed steps); sorted by size, descending, then name.
     """
     facts = facts or load_facts()
-    table = facts["synsets"]
-    offs = [r["offset"] for r in class_synsets(dataset, facts)]
-    C = len(offs)
-    ups = [_up(o, table) for o in offs]
-    best: dict[tuple[int, ...], tuple[int, str]] = {}
-    for h in set().union(*ups):
-        cls = tuple(i for i in range(C) if h in ups[i])
-        if 2 <= len(cls) < C:
-            score = (sum(ups[i][h] for i in cls), _word(h, facts))
-            best[cls] = min(best.get(cls, score), score)
-    tasks = [Task(best[c][1], dataset, c, "natural") for c in best]
+    C = len(class_names(dataset))
+    tasks = [Task(name, dataset, c, "natural") for c, name in _spans(dataset, facts).items()
+             if 2 <= len(c) < C]
     return sorted(tasks, key=lambda t: (-t.n_classes, t.name))
 
 
@@ -549,14 +557,14 @@ def _groups_at(height: int, dataset: str, facts: dict) -> list[tuple[str, tuple[
         if cls:
             score = (-len(cls), sum(ups[i][h] for i in cls), _word(h, facts))
             cands[cls] = min(cands.get(cls, score), score)
-    spans = {t.classes: t.name for t in hypernym_tasks(dataset, facts)}
+    spans = _spans(dataset, facts)
     names = class_names(dataset)
     taken: set[int] = set()
     out = []
     for cls in sorted(cands, key=cands.__getitem__):
         if taken.isdisjoint(cls):
-            name = spans.get(cls) or "_".join(names[i].lower().replace(" ", "_")
-                                               for i in cls)
+            name = spans[cls] if len(cls) > 1 and cls in spans else "_".join(
+                names[i].lower().replace(" ", "_") for i in cls)
             out.append((name, cls))
             taken.update(cls)
     return sorted(out, key=lambda g: g[1][0])
@@ -574,9 +582,9 @@ def groups(dataset: str, height: int | None = None,
 
     Returns
     -------
-    list of (name, classes), ordered by first class; name = that of the hypernym task
-    with the same classes (:func:`hypernym_tasks`), else the class names joined by "_"
-    (CIFAR-10's {bird, frog} is ``bird_frog``: their hypernym "vertebrate" spans more).
+    list of (name, classes), ordered by first class; name = the head word of the lowest
+    hypernym spanning exactly those classes, else the class names joined by "_"
+    (singletons; CIFAR-10's {bird, frog}: their hypernym "vertebrate" spans more).
     """
     facts = facts or load_facts()
     if height is not None:
