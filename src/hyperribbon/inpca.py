@@ -58,20 +58,30 @@ from hyperribbon.util import cache_dir, progress, resolve_device
 
 __all__ = [
     "CLAMP",
+    "ClampWarning",
     "InPCA",
+    "LandmarkInPCA",
+    "RowStack",
     "bhattacharyya",
     "bhattacharyya_paired",
+    "compare_embeddings",
+    "cross_block",
     "double_centre",
+    "double_centre_inplace",
     "explained_stress",
     "inpca",
     "kernel_available",
+    "landmark_inpca",
+    "report_clamp",
+    "sum_tolerance",
+    "top_eigenpairs",
 ]
 
 CLAMP = 1e-12
 """Default lower clamp of the per-sample Bhattacharyya coefficient (before the log)."""
 
 _LN2 = float(np.log(2.0))
-_SUM_ATOL = 1e-5  # rows of float32 softmax outputs sum to 1 within ~C * 6e-8
+_SUM_ATOL = 1e-5  # least tolerance of the row sums (float64 inputs)
 
 # ---------------------------------------------------------------------------------------
 # Input validation
@@ -79,37 +89,71 @@ _SUM_ATOL = 1e-5  # rows of float32 softmax outputs sum to 1 within ~C * 6e-8
 
 
 def _as_probabilities(P: Any, name: str) -> Any:
-    """Numpy or torch array of shape (models, samples, classes), else ValueError."""
+    """P itself when it is an array-like of shape (models, samples, classes) with a real
+    dtype (numpy or torch arrays, memmaps, :class:`RowStack`, h5py datasets: nothing is
+    read), else ValueError. Other inputs (lists) become numpy arrays."""
     import torch
 
-    if not isinstance(P, torch.Tensor):
-        P = np.asarray(P)
-        if P.dtype.kind not in "fiu":
+    if isinstance(P, torch.Tensor):
+        if P.is_complex():
             raise ValueError(f"{name} must hold real numbers, got dtype {P.dtype}")
-    elif P.is_complex():
-        raise ValueError(f"{name} must hold real numbers, got dtype {P.dtype}")
-    if P.ndim != 3:
+    else:
+        if not all(hasattr(P, a) for a in ("shape", "dtype", "__getitem__")):
+            P = np.asarray(P)
+        if np.dtype(P.dtype).kind not in "fiu":
+            raise ValueError(f"{name} must hold real numbers, got dtype {P.dtype}")
+    if len(P.shape) != 3:
         raise ValueError(f"{name} must have shape (models, samples, classes), got {tuple(P.shape)}")
     if min(P.shape) == 0:
         raise ValueError(f"{name} is empty: shape {tuple(P.shape)}")
     return P
 
 
-def _validate(P: Any, name: str, atol: float = _SUM_ATOL, block: int = 1024) -> None:
+def sum_tolerance(dtype: Any, n_classes: int) -> float:
+    """Tolerance of |sum_c p_c - 1| for predictions stored in ``dtype`` over C classes.
+
+    ``max(1e-5, C * eps(dtype))``: a softmax computed and stored in float32 sums to 1
+    within C float32 epsilons even with naive summation (1.2e-4 for C = 1000, ImageNet's
+    scale; 1e-5 for C = 10); float64 predictions get 1e-5.
+
+    Parameters
+    ----------
+    dtype : numpy or torch dtype
+    n_classes : int
+
+    Returns
+    -------
+    float
+    """
+    import torch
+
+    if isinstance(dtype, torch.dtype):
+        eps = torch.finfo(dtype).eps if dtype.is_floating_point else 0.0
+    else:
+        eps = np.finfo(dtype).eps if np.dtype(dtype).kind == "f" else 0.0
+    return max(_SUM_ATOL, n_classes * float(eps))
+
+
+def _validate(P: Any, name: str, atol: float | None = None, block: int | None = None) -> None:
     """Check, in blocks of models, that ``P`` holds finite, non-negative probability rows
-    summing to 1 within ``atol``; raise ValueError naming the first offending index.
+    summing to 1 within ``atol`` (default :func:`sum_tolerance`); raise ValueError naming
+    ``name``, the first offending model and sample, and the row.
 
     Cheap summaries first (row sums, which are not finite when an entry is not, and the
-    minimum); the offending index is looked for only when a block fails."""
+    minimum); the offending index is looked for only when a block fails. Reads P a block
+    at a time (any array-like)."""
     import torch
 
     lib = torch if isinstance(P, torch.Tensor) else np
+    atol = sum_tolerance(P.dtype, P.shape[-1]) if atol is None else atol
+    block = block or max(1, (1 << 22) // max(1, P.shape[1] * P.shape[2]))
     for i0 in range(0, P.shape[0], block):
         x = P[i0:i0 + block]
+        x = x if lib is torch else np.asarray(x)
         s = x.sum(-1, dtype=lib.float64)
         if bool((lib.abs(s - 1) <= atol).all()) and float(x.min()) >= 0:
             continue
-        x = x.cpu().numpy() if lib is torch else np.asarray(x)
+        x = x.cpu().numpy() if lib is torch else x
         s = s.cpu().numpy() if lib is torch else s
         checks = ((~np.isfinite(x)).any(-1), "is not finite",
                   (x < 0).any(-1), "has a negative probability",
@@ -313,48 +357,208 @@ def kernel_available() -> bool:
     return _kernel() is not None
 
 
-def _pack(P: np.ndarray, n0: int, n1: int, rows: int, pw: int, dtype: np.dtype) -> np.ndarray:
-    """sqrt of samples [n0, n1) of P in the panel layout of the kernel; padding models are
-    uniform distributions (they never clamp and are sliced away)."""
-    N, _, C = P.shape
-    m = n1 - n0
+def _pack(X: Any, i0: int, i1: int, n0: int, n1: int, rows: int, pw: int,
+          dtype: type) -> np.ndarray:
+    """sqrt of models [i0, i1), samples [n0, n1) of X in the panel layout of the kernel;
+    padding models (up to ``rows``) are uniform distributions (they never clamp and are
+    sliced away). Reads only that block of X (any array-like)."""
+    C = X.shape[2]
+    n, m = i1 - i0, n1 - n0
     S = np.empty((rows, m, C), dtype=dtype)
-    np.sqrt(P[:, n0:n1], out=S[:N], casting="same_kind", dtype=dtype)
-    S[N:] = np.sqrt(1.0 / C)
+    np.sqrt(_host(X[i0:i1, n0:n1]), out=S[:n], casting="same_kind", dtype=dtype)
+    S[n:] = np.sqrt(1.0 / C)
     return np.ascontiguousarray(S.reshape(rows // pw, pw, m, C).transpose(0, 2, 3, 1))
 
 
-def _logsum_kernel(A: np.ndarray, B: np.ndarray | None, chunk: int, precision: str,
-                   clamp: float, threads: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """prod, ex (padded) with sum_n log max(bc, clamp) = log(prod) + ex log 2, and the
-    number of clamped coefficients of the full matrix."""
+def _host(x: Any) -> np.ndarray:
+    """A numpy view (or copy) of a block read from any array-like or torch tensor."""
+    import torch
+
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
+def _kernel_rows(A: Any, B: Any, i0: int, i1: int, j0: int, j1: int, upper: bool,
+                 chunk: int, precision: str, clamp: float, pool: ThreadPoolExecutor,
+                 threads: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Running products and exponents (padded) of rows [i0, i1) of A against the models
+    [j0, j1) of B, with sum_n log max(bc, clamp) = log(prod) + ex log 2, and the number of
+    clamped coefficients these rows contribute to the full matrix.
+
+    ``upper``: B is A and j0 = i0; the diagonal block [i0, i1)^2 is computed for i <= j
+    only (the kernel's triangular mode), the rest of the row block as a rectangle, and
+    each clamp counts twice (the mirrored pair). i1 - i0 must then be a multiple of the
+    panel width unless j1 = i1."""
     lib = _kernel()
     assert lib is not None
     fn = getattr(lib, f"bc_tiles_{_PRECISIONS[precision]['S']}")
     pw = _PANEL[precision]
     ftype, itype = (np.float64, np.int64) if precision == "float64" else (np.float32, np.int32)
     group = _group(clamp, precision)
-    upper = B is None
-    Na, M, C = A.shape
-    Nb = Na if upper else B.shape[0]
-    ra, rb = -(-Na // pw) * pw, -(-Nb // pw) * pw
+    M, C = A.shape[1], A.shape[2]
+    nb = i1 - i0
+    ra = -(-nb // pw) * pw
+    rect = (j1 - i0 - nb) if upper else (j1 - j0)
+    if upper and rect and nb % pw:
+        raise AssertionError("row block not aligned to the kernel's panels")
+    rb = (ra if upper else 0) + -(-rect // pw) * pw
     prod = np.ones((ra, rb), dtype=ftype)
     ex = np.zeros((ra, rb), dtype=itype)
-    npan = rb // pw
-    nblocks = -(-npan // _TJ)
-    threads = max(1, min(threads, nblocks))
+    fsz, isz = prod.itemsize, ex.itemsize
     count = 0
-    with ThreadPoolExecutor(threads) as pool:
-        for n0 in progress(range(0, M, chunk), desc="bhattacharyya", total=-(-M // chunk)):
-            n1 = min(M, n0 + chunk)
-            pa = _pack(A, n0, n1, ra, pw, ftype)
-            pb = pa if upper else _pack(B, n0, n1, rb, pw, ftype)
-            jobs = [pool.submit(fn, pa.ctypes.data, pb.ctypes.data, n1 - n0, C, ra, npan, t,
-                                threads, int(upper), clamp, group, prod.ctypes.data,
-                                ex.ctypes.data, rb) for t in range(threads)]
-            count += sum(job.result() for job in jobs)
-    # the kernel counts pairs i <= j once; the diagonal (sum p = 1) never clamps
+    for n0 in range(0, M, chunk):
+        n1 = min(M, n0 + chunk)
+        if upper:
+            pb = _pack(A, i0, j1, n0, n1, rb, pw, ftype)  # rb = ra when rect = 0
+            calls = [(pb, pb, ra // pw, 1, 0)]
+            if rect:
+                calls.append((pb, pb[ra // pw:], (rb - ra) // pw, 0, ra))
+        else:
+            pa = _pack(A, i0, i1, n0, n1, ra, pw, ftype)
+            calls = [(pa, _pack(B, j0, j1, n0, n1, rb, pw, ftype), rb // pw, 0, 0)]
+        jobs = []
+        for a, b, npan, up, off in calls:
+            nj = max(1, min(-(-npan // _TJ), 4 * threads))
+            jobs += [pool.submit(fn, a.ctypes.data, b.ctypes.data, n1 - n0, C, ra, npan, t,
+                                 nj, up, clamp, group, prod.ctypes.data + off * fsz,
+                                 ex.ctypes.data + off * isz, rb) for t in range(nj)]
+        count += sum(job.result() for job in jobs)
+    # upper: the kernel counts pairs i <= j once; the diagonal (sum p = 1) never clamps
     return prod, ex, 2 * count if upper else count
+
+
+def _torch_rows(A: Any, B: Any, i0: int, i1: int, j0: int, j1: int, upper: bool,
+                chunk: int, precision: str, clamp: float, dev: Any) -> tuple[Any, int]:
+    """sum_n log max(bc, clamp) for rows [i0, i1) of A against models [j0, j1) of B as
+    an (i1 - i0, j1 - j0) float64 tensor on ``dev`` (``upper``: B is A, j0 = i0, and the
+    part below the diagonal is left at 0), and the clamp count of these rows in the full
+    matrix; chunked batched matrix products."""
+    import torch
+
+    tdt = torch.float64 if precision == "float64" else torch.float32
+    nb, ncol = i1 - i0, j1 - j0
+    sub = 2048 if dev.type == "cuda" else 256
+    group = _group(clamp, "float64")
+    out = torch.zeros((nb, ncol), dtype=torch.float64, device=dev)
+    count = 0
+
+    def roots(X: Any, r0: int, r1: int, n0: int, n1: int) -> Any:
+        x = X[r0:r1, n0:n1]
+        x = x if isinstance(x, torch.Tensor) else torch.from_numpy(np.array(x, order="C"))
+        return x.to(dev, tdt).sqrt().transpose(0, 1).contiguous()
+
+    for n0 in range(0, A.shape[1], chunk):
+        n1 = min(A.shape[1], n0 + chunk)
+        Sb = roots(B, j0, j1, n0, n1)
+        Sa = Sb[:, :nb] if upper else roots(A, i0, i1, n0, n1)
+        for ii in range(0, nb, sub):
+            for jj in range(ii if upper else 0, ncol, sub):
+                bc = torch.bmm(Sa[:, ii:ii + sub], Sb[:, jj:jj + sub].transpose(1, 2))
+                bc = bc.to(torch.float64)
+                low = int((bc < clamp).sum())
+                count += 2 * low if upper and jj != ii else low
+                out[ii:ii + sub, jj:jj + sub] += _sum_log(bc.clamp_(min=clamp), group)
+    return out, count
+
+
+def _output(out: Any, shape: tuple[int, int]) -> Any:
+    """The array the distances go to: a new float64 array (None), a new ``.npy`` file
+    opened as a memmap (a path), or the given numpy/torch array of that shape."""
+    import torch
+
+    if out is None:
+        return np.empty(shape)
+    if isinstance(out, str | os.PathLike):
+        return np.lib.format.open_memmap(os.fspath(out), mode="w+", dtype=np.float64,
+                                         shape=shape)
+    if tuple(out.shape) != shape:
+        raise ValueError(f"out must have shape {shape}, got {tuple(out.shape)}")
+    ok = out.is_floating_point() if isinstance(out, torch.Tensor) else out.dtype.kind == "f"
+    if not ok:
+        raise ValueError(f"out must hold floating-point numbers, got dtype {out.dtype}")
+    return out
+
+
+def _put(out: Any, rows: slice, cols: slice, value: Any) -> None:
+    """out[rows, cols] = value across numpy and torch (any device)."""
+    import torch
+
+    if isinstance(out, torch.Tensor):
+        if not isinstance(value, torch.Tensor):
+            value = torch.from_numpy(np.ascontiguousarray(value))
+        out[rows, cols] = value.to(out.device, out.dtype)
+    else:
+        out[rows, cols] = _host(value)
+
+
+def _symmetrize_block(out: Any, i0: int, i1: int) -> None:
+    """Copy the upper triangle of out[i0:i1, i0:i1] onto its lower triangle, in place."""
+    import torch
+
+    sub = out[i0:i1, i0:i1]
+    if isinstance(out, torch.Tensor):
+        sub.copy_(torch.triu(sub) + torch.triu(sub, 1).T)
+    else:
+        il = np.tril_indices(i1 - i0, -1)
+        sub[il] = sub.T[il]
+
+
+_BLOCK_BYTES = 1 << 30  # working memory of one row block (running products and exponents)
+
+
+def _row_block(block: int | None, Na: int, Nb: int, per_entry: int) -> int:
+    """Rows per block: given, or as many as fit ``_BLOCK_BYTES``; a multiple of 64 (the
+    kernel's panels) unless it covers every row."""
+    if block is None:
+        block = _BLOCK_BYTES // max(1, per_entry * Nb)
+    if block < 1:
+        raise ValueError(f"block must be >= 1, got {block}")
+    return Na if block >= Na else max(64, block // 64 * 64)
+
+
+def _fill(P: Any, Q: Any | None, out: Any, *, chunk: int, precision: str, clamp: float,
+          use_kernel: bool, dev: Any, threads: int, block: int | None) -> int:
+    """Write d_B(P, Q) (Q None: P against itself, upper triangle computed and mirrored)
+    into ``out`` in row blocks; return the clamp count of the full matrix."""
+    symmetric = Q is None
+    B = P if symmetric else Q
+    Na, Nb, M = P.shape[0], B.shape[0], P.shape[1]
+    per = (16 if precision == "float64" else 8) if use_kernel else 8
+    block = _row_block(block, Na, Nb, per)
+    count = 0
+    pool = ThreadPoolExecutor(threads) if use_kernel else None
+    try:
+        for i0 in progress(range(0, Na, block), desc="bhattacharyya", total=-(-Na // block)):
+            i1 = min(Na, i0 + block)
+            j0 = i0 if symmetric else 0
+            rows = slice(i0, i1)
+            if use_kernel:
+                prod, ex, c = _kernel_rows(P, B, i0, i1, j0, Nb, symmetric, chunk, precision,
+                                           clamp, pool, threads)
+                step = max(1, (1 << 24) // max(1, Nb - j0))  # rows per conversion
+                for r0 in range(0, i1 - i0, step):
+                    r1 = min(i1 - i0, r0 + step)
+                    d = np.log(prod[r0:r1, :Nb - j0], dtype=np.float64)
+                    d += ex[r0:r1, :Nb - j0] * _LN2
+                    d *= -1.0 / M
+                    _put(out, slice(i0 + r0, i0 + r1), slice(j0, Nb), d)
+                    if symmetric and i1 < Nb:
+                        _put(out, slice(i1, Nb), slice(i0 + r0, i0 + r1), d[:, i1 - i0:].T)
+                del prod, ex
+            else:
+                L, c = _torch_rows(P, B, i0, i1, j0, Nb, symmetric, chunk, precision, clamp,
+                                   dev)
+                L *= -1.0 / M
+                _put(out, rows, slice(j0, Nb), L)
+                if symmetric and i1 < Nb:
+                    _put(out, slice(i1, Nb), rows, L[:, i1 - i0:].T)
+                del L
+            if symmetric:
+                _symmetrize_block(out, i0, i1)
+            count += c
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    return count
 
 
 def _group(clamp: float, precision: str) -> int:
@@ -381,51 +585,108 @@ def _sum_log(bc: Any, group: int) -> Any:
     return out
 
 
-def _logsum_torch(A: Any, B: Any | None, chunk: int, precision: str, clamp: float,
-                  dev: Any) -> tuple[Any, int]:
-    """sum_n log max(bc, clamp) as an (Na, Nb) float64 torch tensor on ``dev``, and the
-    number of clamped coefficients, by chunked batched matrix products."""
-    import torch
-
-    tdt = torch.float64 if precision == "float64" else torch.float32
-    upper = B is None
-    Na, M, _ = A.shape
-    Nb = Na if upper else B.shape[0]
-    block = 2048 if dev.type == "cuda" else 256
-    group = _group(clamp, "float64")
-    out = torch.zeros((Na, Nb), dtype=torch.float64, device=dev)
-    count = 0
-
-    def roots(X: Any, n0: int, n1: int) -> Any:
-        x = X[:, n0:n1]
-        x = x if isinstance(x, torch.Tensor) else torch.from_numpy(x.copy(order="C"))
-        return x.to(dev, tdt).sqrt().transpose(0, 1).contiguous()
-
-    for n0 in progress(range(0, M, chunk), desc="bhattacharyya", total=-(-M // chunk)):
-        n1 = min(M, n0 + chunk)
-        Sa = roots(A, n0, n1)
-        Sb = Sa if upper else roots(B, n0, n1)
-        for i0 in range(0, Na, block):
-            for j0 in range(i0 if upper else 0, Nb, block):
-                bc = torch.bmm(Sa[:, i0:i0 + block], Sb[:, j0:j0 + block].transpose(1, 2))
-                bc = bc.to(torch.float64)
-                low = int((bc < clamp).sum())
-                count += 2 * low if upper and j0 != i0 else low
-                out[i0:i0 + block, j0:j0 + block] += _sum_log(bc.clamp_(min=clamp), group)
-    if upper:
-        out = torch.triu(out) + torch.triu(out, 1).T
-    return out, count
 
 
-def _mirror_upper(D: np.ndarray, block: int = 1024) -> None:
-    """Copy the upper triangle of the square D onto its lower triangle, in place."""
-    N = D.shape[0]
-    for b0 in range(0, N, block):
-        b1 = min(N, b0 + block)
-        D[b0:b1, :b0] = D[:b0, b0:b1].T
-        sub = D[b0:b1, b0:b1]
-        il = np.tril_indices(b1 - b0, -1)
-        sub[il] = sub.T[il]
+# ---------------------------------------------------------------------------------------
+# The clamp, reported
+# ---------------------------------------------------------------------------------------
+
+
+class ClampWarning(UserWarning):
+    """Some per-sample Bhattacharyya coefficients were below the clamp (see CLAMP)."""
+
+
+def report_clamp(n_clamped: int, n_total: int, where: str, clamp: float = CLAMP) -> None:
+    """Warn (:class:`ClampWarning`) when coefficients hit the clamp; silent otherwise.
+
+    Parameters
+    ----------
+    n_clamped : int
+        Per-sample coefficients sum_c sqrt(p q) that were below ``clamp``.
+    n_total : int
+        All coefficients that entered the distances (pairs x samples).
+    where : str
+        The computation, named in the message.
+    clamp : float
+        The clamp used.
+    """
+    if n_clamped > 0:
+        warnings.warn(f"{where}: {n_clamped} of {n_total} per-sample Bhattacharyya "
+                      f"coefficients ({100 * n_clamped / max(n_total, 1):.3g}%) were below "
+                      f"the clamp {clamp:g} and were clamped to it",
+                      ClampWarning, stacklevel=3)
+
+
+# ---------------------------------------------------------------------------------------
+# Distances
+# ---------------------------------------------------------------------------------------
+
+
+class RowStack:
+    """Several arrays of models (runs) seen as one (N, M, C) array, read lazily.
+
+    Parameters
+    ----------
+    arrays : sequence of array_like, each (K_r, M, C) or (M, C)
+        The runs (np.memmap, np.ndarray, h5py datasets, ...), same (M, C). A 2-d array
+        is one model.
+    names : sequence of str, optional
+        A name per run (default ``run0``, ``run1``, ...).
+
+    Attributes
+    ----------
+    shape : (N, M, C) with N = sum_r K_r
+    run : (N,) index of each model's run
+    checkpoint : (N,) index of each model within its run
+
+    Slicing ``stack[i0:i1]``, ``stack[i0:i1, n0:n1]`` and ``stack[i]`` reads only those
+    models (and samples) into a new numpy array.
+    """
+
+    def __init__(self, arrays: Any, names: Any = None) -> None:
+        self.arrays = [a if getattr(a, "ndim", 0) == 3 else np.asarray(a)[None] for a in arrays]
+        if not self.arrays:
+            raise ValueError("RowStack needs at least one array")
+        self.names = [f"run{r}" for r in range(len(self.arrays))] if names is None \
+            else [str(n) for n in names]
+        if len(self.names) != len(self.arrays):
+            raise ValueError(f"{len(self.names)} names for {len(self.arrays)} arrays")
+        tail = tuple(self.arrays[0].shape[1:])
+        for a, n in zip(self.arrays, self.names, strict=True):
+            if getattr(a, "ndim", 0) != 3 or tuple(a.shape[1:]) != tail:
+                raise ValueError(f"{n}: shape {tuple(a.shape)} does not match (models, "
+                                 f"{tail[0]}, {tail[1]}) of {self.names[0]}")
+        sizes = np.array([a.shape[0] for a in self.arrays])
+        self._starts = np.concatenate([[0], np.cumsum(sizes)])
+        self.shape = (int(self._starts[-1]), *tail)
+        self.dtype = np.result_type(*[np.dtype(a.dtype) for a in self.arrays])
+        self.ndim = 3
+        self.run = np.repeat(np.arange(len(sizes)), sizes)
+        self.checkpoint = np.concatenate([np.arange(k) for k in sizes])
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        rows, rest = (key[0], key[1:]) if isinstance(key, tuple) else (key, ())
+        if isinstance(rows, int | np.integer):
+            i = int(rows) + (self.shape[0] if rows < 0 else 0)
+            if not 0 <= i < self.shape[0]:
+                raise IndexError(f"model {rows} out of range for {self.shape[0]} models")
+            r = int(np.searchsorted(self._starts, i, side="right")) - 1
+            return np.asarray(self.arrays[r][(i - self._starts[r], *rest)])
+        if not isinstance(rows, slice) or rows.step not in (None, 1):
+            raise TypeError("RowStack takes an integer or a contiguous slice of models")
+        i0, i1, _ = rows.indices(self.shape[0])
+        parts = []
+        for r, a in enumerate(self.arrays):
+            lo, hi = max(i0, self._starts[r]), min(i1, self._starts[r + 1])
+            if lo < hi:
+                parts.append(np.asarray(a[(slice(lo - self._starts[r], hi - self._starts[r]),
+                                           *rest)]))
+        if not parts:
+            return np.empty((0, *np.empty(self.shape[1:])[rest].shape), dtype=self.dtype)
+        return np.concatenate(parts).astype(self.dtype, copy=False)
 
 
 def bhattacharyya(
@@ -439,19 +700,24 @@ def bhattacharyya(
     backend: Literal["auto", "kernel", "torch"] = "auto",
     threads: int | None = None,
     return_clamped: bool = False,
-) -> np.ndarray | tuple[np.ndarray, int]:
+    out: Any = None,
+    block: int | None = None,
+) -> Any:
     """Matrix of Bhattacharyya distances between two sets of models.
 
-    ``D[i, j] = -(1/M) sum_n log max(sum_c sqrt(P[i, n, c] Q[j, n, c]), clamp)``.
+    ``D[i, j] = -(1/M) sum_n log max(sum_c sqrt(P[i, n, c] Q[j, n, c]), clamp)``,
+    computed in blocks of rows: memory beyond ``out`` is one block of rows.
 
     Parameters
     ----------
-    P, Q : array_like or torch.Tensor, shape (N, M, C) and (N', M, C)
+    P, Q : array_like, shape (N, M, C) and (N', M, C)
         Class probabilities of N models on M samples (rows: non-negative, finite, summing
-        to 1 within 1e-5). ``Q=None`` means ``Q = P``: then only the pairs i <= j are
-        computed and D is exactly symmetric with a zero diagonal up to rounding.
+        to 1 within the tolerance of :func:`sum_tolerance`): numpy or torch arrays, or
+        any array-like read block by block (``np.memmap``, :class:`RowStack`, h5py).
+        ``Q=None`` means ``Q = P``: then only the pairs i <= j are computed and D is
+        exactly symmetric with a zero diagonal up to rounding.
     chunk : int
-        Samples per chunk (the unit of memory and of the progress bar).
+        Samples per chunk.
     device : str
         "auto" (CUDA when present), "cpu", "cuda", ... -- see ``resolve_device``.
     dtype : {"float64", "float32"}
@@ -460,7 +726,8 @@ def bhattacharyya(
         1e-8 (logs and sums stay float64 in both).
     clamp : float
         Lower clamp of the per-sample coefficient before the log (default 1e-12: a pair
-        of samples with disjoint supports contributes -log(1e-12) / M = 27.6 / M).
+        of samples with disjoint supports contributes -log(1e-12) / M = 27.6 / M). When
+        it acts, a :class:`ClampWarning` says how often (unless ``return_clamped``).
     backend : {"auto", "kernel", "torch"}
         "kernel": the compiled C kernel (CPU only); "torch": chunked ``torch.bmm`` (any
         device); "auto": the kernel on the CPU when it compiles, else torch.
@@ -468,22 +735,29 @@ def bhattacharyya(
         Kernel threads (default ``torch.get_num_threads()``). Results do not depend on it.
     return_clamped : bool
         Also return the number of (i, j, n) coefficients of the full N x N' x M array that
-        hit the clamp (0 means the clamp changed nothing).
+        hit the clamp (0 means the clamp changed nothing); no warning is issued then.
+    out : None, path, numpy array (or memmap) or torch tensor, shape (N, N'), optional
+        Where D is written: None, a new float64 array; a path (str or PathLike), a new
+        float64 ``.npy`` file opened as a memory map (``np.load(path, mmap_mode="r")``
+        reads it back); an array, filled in place (float32 halves the memory; a CUDA
+        tensor keeps D on the GPU).
+    block : int, optional
+        Rows per block (rounded down to a multiple of 64); default: as many as fit in
+        1 GiB of working memory.
 
     Returns
     -------
-    D : numpy.ndarray, float64, shape (N, N')
+    D : numpy.ndarray (float64, shape (N, N')), or ``out`` when given
     n_clamped : int
         Only with ``return_clamped=True``.
 
     Notes
     -----
-    Memory beyond the inputs: kernel backend 2 N N' 8 bytes of running products and
-    exponents (4 bytes each for float32) plus the N x N' float64 result and two packed
-    chunks of N chunk C values -- 1.5 GB for N = N' = 8000; torch backend the result, one
-    chunk of square roots, and ``chunk * block**2`` coefficients (block = 256 models on
-    the CPU, 2048 on CUDA). On CUDA the torch backend runs in the requested precision
-    (float64 by default, TF32 is not used) and agrees with the CPU to rounding.
+    Memory beyond the inputs and ``out``: one row block of running products (the kernel:
+    16 bytes per entry in float64, 8 in float32; torch: 8) plus packed chunks of
+    (N' chunk C) square roots. Results do not depend on ``block`` or ``threads`` (the
+    kernel is bitwise reproducible). On CUDA the torch backend runs in the requested
+    precision (float64 by default, TF32 is not used) and agrees with the CPU to rounding.
 
     Raises
     ------
@@ -506,41 +780,78 @@ def bhattacharyya(
     _validate(P, "P")
     if Q is not None:
         Q = _as_probabilities(Q, "Q")
-        if Q.shape[1:] != P.shape[1:]:
+        if tuple(Q.shape[1:]) != tuple(P.shape[1:]):
             raise ValueError(f"P and Q must share (samples, classes): {tuple(P.shape)} vs "
                              f"{tuple(Q.shape)}")
         _validate(Q, "Q")
-    M = P.shape[1]
     dev = resolve_device(device)
     use_kernel = dev.type == "cpu" and backend != "torch" and _kernel() is not None
     if backend == "kernel" and not use_kernel:
         raise RuntimeError("backend='kernel' needs the CPU and a C compiler "
                            "(see kernel_available())")
-
-    if use_kernel:
-        def host(X: Any) -> np.ndarray:
-            return X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else X
-
-        A, B = host(P), None if Q is None else host(Q)
-        prod, ex, count = _logsum_kernel(A, B, chunk, dtype, clamp,
-                                         threads or torch.get_num_threads())
-        Na, Nb = A.shape[0], (A if B is None else B).shape[0]
-        D = np.empty((Na, Nb))
-        for r0 in range(0, Na, 1024):
-            r1 = min(Na, r0 + 1024)
-            lp = np.log(prod[r0:r1, :Nb], dtype=np.float64)
-            lp += ex[r0:r1, :Nb] * _LN2
-            np.multiply(lp, -1.0 / M, out=D[r0:r1])
-        del prod, ex
-        if B is None:
-            _mirror_upper(D)
-    else:
-        L, count = _logsum_torch(P, Q, chunk, dtype, clamp, dev)
-        D = (L * (-1.0 / M)).cpu().numpy()
-    return (D, count) if return_clamped else D
+    Na, Nb, M = P.shape[0], (P if Q is None else Q).shape[0], P.shape[1]
+    D = _output(out, (Na, Nb))
+    count = _fill(P, Q, D, chunk=chunk, precision=dtype, clamp=clamp, use_kernel=use_kernel,
+                  dev=dev, threads=threads or torch.get_num_threads(), block=block)
+    if return_clamped:
+        return D, count
+    report_clamp(count, Na * Nb * M, "bhattacharyya", clamp)
+    return D
 
 
-def bhattacharyya_paired(P: Any, Q: Any, *, clamp: float = CLAMP) -> np.ndarray:
+def cross_block(
+    new: Any,
+    reference: Any,
+    *,
+    block: int = 4096,
+    out: Any = None,
+    return_clamped: bool = False,
+    **kwargs: Any,
+) -> Any:
+    """Distances D(new, reference) for adding models to an existing embedding.
+
+    The new models are read ``block`` at a time (from any array-like: a memmap, a
+    :class:`RowStack` of runs, ...), so only the (n_new, L) result and one block are in
+    memory; feed the result to :meth:`InPCA.project` to place them.
+
+    Parameters
+    ----------
+    new : array_like, shape (n_new, M, C)
+    reference : array_like, shape (L, M, C)
+        The models the embedding was computed from (e.g. the landmarks).
+    block : int
+        New models per block.
+    out : None, path or array of shape (n_new, L), optional
+        As in :func:`bhattacharyya`.
+    return_clamped : bool
+        Also return the clamp count (no warning then).
+    **kwargs
+        Passed to :func:`bhattacharyya` (``device``, ``dtype``, ``threads``, ...).
+
+    Returns
+    -------
+    numpy.ndarray (or ``out``), shape (n_new, L); and the clamp count if asked.
+    """
+    new = _as_probabilities(new, "new")
+    reference = _as_probabilities(reference, "reference")
+    if block < 1:
+        raise ValueError(f"block must be >= 1, got {block}")
+    n, L = new.shape[0], reference.shape[0]
+    D = _output(out, (n, L))
+    count = 0
+    for b0 in range(0, n, block):
+        b1 = min(n, b0 + block)
+        d, c = bhattacharyya(new[b0:b1], reference, return_clamped=True, **kwargs)
+        _put(D, slice(b0, b1), slice(0, L), d)
+        count += c
+    if return_clamped:
+        return D, count
+    report_clamp(count, n * L * new.shape[1], "cross_block", kwargs.get("clamp", CLAMP))
+    return D
+
+
+def bhattacharyya_paired(P: Any, Q: Any, *, clamp: float = CLAMP,
+                         return_clamped: bool = False) -> Any:
     """Distances between matched models: ``d[i] = d_B(P[i], Q[i])``.
 
     Parameters
@@ -548,11 +859,16 @@ def bhattacharyya_paired(P: Any, Q: Any, *, clamp: float = CLAMP) -> np.ndarray:
     P, Q : array_like, shape (N, M, C) (or (M, C) for a single model)
         Class probabilities; validated as in :func:`bhattacharyya`.
     clamp : float
-        Lower clamp of the per-sample coefficient.
+        Lower clamp of the per-sample coefficient; when it acts a :class:`ClampWarning`
+        says how often (unless ``return_clamped``).
+    return_clamped : bool
+        Also return the number of (i, n) coefficients that hit the clamp.
 
     Returns
     -------
-    numpy.ndarray, float64, shape (N,) (a 0-d array for single models)
+    d : numpy.ndarray, float64, shape (N,) (a 0-d array for single models)
+    n_clamped : int
+        Only with ``return_clamped=True``.
     """
     P = np.asarray(P, dtype=np.float64)
     Q = np.asarray(Q, dtype=np.float64)
@@ -564,8 +880,13 @@ def bhattacharyya_paired(P: Any, Q: Any, *, clamp: float = CLAMP) -> np.ndarray:
     _validate(P3, "P")
     _validate(Q3, "Q")
     bc = np.einsum("nmc,nmc->nm", np.sqrt(P3), np.sqrt(Q3))
+    n_clamped = int(np.count_nonzero(bc < clamp))
     d = -np.log(np.maximum(bc, clamp)).mean(axis=1)
-    return d[0] if single else d
+    d = d[0] if single else d
+    if return_clamped:
+        return d, n_clamped
+    report_clamp(n_clamped, bc.size, "bhattacharyya_paired", clamp)
+    return d
 
 
 # ---------------------------------------------------------------------------------------
@@ -594,6 +915,55 @@ def double_centre(D: np.ndarray) -> np.ndarray:
     return W
 
 
+def _rows_per_block(N: int) -> int:
+    return max(1, (1 << 23) // max(N, 1))  # about 64 MB of float64 per block
+
+
+def double_centre_inplace(D: Any) -> tuple[np.ndarray, float, float]:
+    """Double-centre a symmetric matrix in place, block by block: D becomes
+    W = -1/2 L D L (L = I - 11^T/N) with no N x N temporary.
+
+    Parameters
+    ----------
+    D : numpy.ndarray (a memmap too) or torch.Tensor (any device), shape (N, N)
+        Symmetric, float32 or float64; overwritten by W.
+
+    Returns
+    -------
+    row_means : numpy.ndarray, float64, shape (N,)
+        Column (= row) means of the original D (what :meth:`InPCA.project` needs).
+    grand_mean : float
+        Mean of the original D.
+    total : float
+        ||W||_F^2 = sum of all squared eigenvalues of W (accumulated in float64).
+    """
+    import torch
+
+    is_t = isinstance(D, torch.Tensor)
+    N = D.shape[0]
+    step = _rows_per_block(N)
+    f64 = torch.float64 if is_t else np.float64
+    r = torch.zeros(N, dtype=f64, device=D.device) if is_t else np.zeros(N)
+    for b0 in range(0, N, step):
+        r += D[b0:b0 + step].sum(0, dtype=f64)
+    r /= N
+    g = float(r.mean())
+    rw = r.to(D.dtype) if is_t else r
+    total = 0.0
+    for b0 in range(0, N, step):
+        blk = D[b0:b0 + step]
+        blk -= rw[b0:b0 + step, None]
+        blk -= rw[None, :]
+        blk += g
+        blk *= -0.5
+        if is_t:
+            total += float(torch.linalg.vector_norm(blk, dtype=torch.float64) ** 2)
+        else:
+            b64 = blk.astype(np.float64, copy=False).ravel()
+            total += float(b64 @ b64)
+    return (r.cpu().numpy() if is_t else r), g, total
+
+
 def explained_stress(eigenvalues: np.ndarray, total: float) -> np.ndarray:
     """Explained stress of the first k eigenvalues, for k = 1, 2, ...
 
@@ -616,6 +986,121 @@ def explained_stress(eigenvalues: np.ndarray, total: float) -> np.ndarray:
         return np.ones_like(lam)
     frac = np.cumsum(lam**2) / total
     return 1.0 - np.sqrt(np.clip(1.0 - frac, 0.0, 1.0))
+
+
+def _by_magnitude(lam: np.ndarray) -> np.ndarray:
+    return np.argsort(-np.abs(lam), kind="stable")
+
+
+def top_eigenpairs(
+    W: Any,
+    k: int,
+    *,
+    method: Literal["auto", "arpack", "subspace", "eigh"] = "auto",
+    tol: float = 1e-10,
+    maxiter: int = 2000,
+    oversample: int | None = None,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The k eigenpairs of a symmetric matrix largest in |lambda| (both ends of the
+    spectrum at once), without a full decomposition.
+
+    Parameters
+    ----------
+    W : numpy.ndarray (a memmap too) or torch.Tensor (any device), shape (N, N)
+        Symmetric, float32 or float64 (not modified).
+    k : int
+        Number of eigenpairs, 1 <= k < N.
+    method : {"auto", "arpack", "subspace", "eigh"}
+        "arpack": ``scipy.sparse.linalg.eigsh(which="LM")`` (numpy, CPU); "subspace":
+        randomised block subspace iteration with Rayleigh-Ritz (numpy or torch: one
+        pass over W per iteration as one matrix product with a block of k + oversample
+        vectors, so it runs at GEMM speed on the CPU and on a GPU); "eigh": full
+        decomposition; "auto": "subspace" for torch tensors, "arpack" otherwise.
+    tol : float
+        Subspace iteration stops when every residual ||W v - lambda v|| is below
+        ``tol * |lambda_1|`` (float32 matrices: at least 100 float32 epsilons).
+    maxiter : int
+        Most subspace iterations (a warning says when they did not suffice).
+    oversample : int, optional
+        Extra vectors of the subspace block (default max(k, 10)); convergence goes as
+        |lambda_{k+oversample+1} / lambda_k| per iteration.
+    seed : int
+        Seed of the random start (deterministic results).
+
+    Returns
+    -------
+    eigenvalues : numpy.ndarray, float64, shape (k,)
+        Sorted by |lambda| descending, signs kept.
+    eigenvectors : numpy.ndarray, float64, shape (N, k)
+        Orthonormal columns.
+    """
+    import torch
+
+    is_t = isinstance(W, torch.Tensor)
+    N = W.shape[0]
+    if not 1 <= k < N:
+        raise ValueError(f"k must be in [1, {N - 1}], got {k}")
+    if method == "auto":
+        method = "subspace" if is_t else "arpack"
+    if method == "eigh":
+        lam, V = torch.linalg.eigh(W) if is_t else np.linalg.eigh(W)
+        lam, V = _host(lam).astype(np.float64), _host(V).astype(np.float64)
+        order = _by_magnitude(lam)[:k]
+        return lam[order], V[:, order]
+    if method == "arpack":
+        if is_t:
+            raise ValueError("method='arpack' needs a numpy array; use 'subspace' for tensors")
+        from scipy.sparse.linalg import eigsh
+
+        v0 = np.random.default_rng(seed).standard_normal(N)
+        lam, V = eigsh(W, k=k, which="LM", v0=v0, tol=0.0)
+        order = _by_magnitude(lam)
+        return lam[order].astype(np.float64), V[:, order].astype(np.float64)
+    if method != "subspace":
+        raise ValueError(f"method must be 'auto', 'arpack', 'subspace' or 'eigh', got "
+                         f"{method!r}")
+    return _subspace(W, k, tol, maxiter, max(k, 10) if oversample is None else oversample,
+                     seed)
+
+
+def _subspace(W: Any, k: int, tol: float, maxiter: int, oversample: int,
+              seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Block subspace iteration with Rayleigh-Ritz (ordered by |theta|): converges to the
+    eigenvectors of largest |lambda| whatever their signs."""
+    import torch
+
+    is_t = isinstance(W, torch.Tensor)
+    N = W.shape[0]
+    p = min(N, k + oversample)
+    X = np.random.default_rng(seed).standard_normal((N, p))
+    if is_t:
+        X = torch.from_numpy(X).to(W.device, W.dtype)
+        qr, eps = torch.linalg.qr, torch.finfo(W.dtype).eps
+    else:
+        X = X.astype(W.dtype)
+        qr, eps = np.linalg.qr, np.finfo(W.dtype).eps
+    tol = max(tol, 100 * eps)
+    X = qr(X)[0]
+    res = np.inf
+    for _ in range(maxiter):
+        Y = W @ X
+        H = _host(X.T @ Y).astype(np.float64)
+        theta, S = np.linalg.eigh((H + H.T) / 2)
+        order = _by_magnitude(theta)
+        theta, S = theta[order], S[:, order]
+        St = torch.from_numpy(S).to(W.device, W.dtype) if is_t else S.astype(W.dtype)
+        V, WV = X @ St, Y @ St
+        R = _host(WV[:, :k] - V[:, :k] * (torch.from_numpy(theta[:k]).to(W.device, W.dtype)
+                                          if is_t else theta[:k].astype(W.dtype)))
+        res = float(np.linalg.norm(R.astype(np.float64), axis=0).max())
+        if res <= tol * abs(theta[0]):
+            break
+        X = qr(WV)[0]
+    else:
+        warnings.warn(f"subspace iteration: residual {res / abs(theta[0]):.2g} |lambda_1| "
+                      f"after {maxiter} iterations (tol {tol:g})", stacklevel=3)
+    return theta[:k].copy(), _host(V[:, :k]).astype(np.float64)
 
 
 @dataclass(frozen=True)
@@ -654,7 +1139,8 @@ class InPCA:
         Parameters
         ----------
         D_new : array_like, shape (n_new, N) or (N,)
-            d_B of each new point to each of the N reference points.
+            d_B of each new point to each of the N reference points (see
+            :func:`cross_block`).
 
         Returns
         -------
@@ -682,79 +1168,256 @@ def _fix_signs(V: np.ndarray) -> np.ndarray:
     return V * s
 
 
+def _check_distance_matrix(D: Any) -> None:
+    """Square, N >= 2, finite and symmetric (relative 1e-10, or 10 epsilons of its
+    dtype); checked in blocks of rows."""
+    import torch
+
+    if D.ndim != 2 or D.shape[0] != D.shape[1] or D.shape[0] < 2:
+        raise ValueError(f"D must be a square matrix with N >= 2, got shape {tuple(D.shape)}")
+    is_t = isinstance(D, torch.Tensor)
+    lib = torch if is_t else np
+    N = D.shape[0]
+    step = _rows_per_block(N)
+    amax = 0.0
+    for b0 in range(0, N, step):
+        blk = D[b0:b0 + step]
+        if not bool(lib.isfinite(blk).all()):
+            raise ValueError("D has non-finite entries")
+        amax = max(amax, float(abs(blk).max()))
+    eps = (torch.finfo if is_t else np.finfo)(D.dtype).eps
+    tol = max(1e-10, 10 * eps) * max(amax, 1e-300)
+    for b0 in range(0, N, step):
+        if float(abs(D[b0:b0 + step] - D[:, b0:b0 + step].T).max()) > tol:
+            raise ValueError("D must be symmetric")
+
+
 def inpca(
     D: Any,
     k: int | None = None,
     *,
-    solver: Literal["auto", "full", "partial"] = "auto",
+    solver: Literal["auto", "full", "partial", "subspace"] = "auto",
     full_spectrum: bool = False,
     seed: int = 0,
+    overwrite: bool = False,
+    tol: float = 1e-10,
 ) -> InPCA:
     """Intensive PCA of a symmetric distance matrix (Quinn et al. 2019).
 
     Parameters
     ----------
-    D : array_like, shape (N, N)
-        Symmetric matrix of distances (d_B), zero diagonal.
+    D : array_like (a memmap too) or torch.Tensor (any device), shape (N, N)
+        Symmetric matrix of distances (d_B), zero diagonal, float32 or float64.
     k : int, optional
         Number of components, by |eigenvalue| at both ends of the spectrum; None: all N.
-    solver : {"auto", "full", "partial"}
-        "full": ``numpy.linalg.eigh`` (O(N^3)); "partial": ARPACK
-        (``scipy.sparse.linalg.eigsh``, which="LM": the k largest |lambda|, both ends);
-        "auto": partial when k is given, N > 1000 and k < N / 20.
+    solver : {"auto", "full", "partial", "subspace"}
+        "full": ``eigh`` (O(N^3)); "partial": ARPACK (``scipy.sparse.linalg.eigsh``,
+        which="LM": the k largest |lambda|, both ends; numpy only); "subspace": block
+        subspace iteration (:func:`top_eigenpairs`; numpy or torch, on the GPU for CUDA
+        tensors); "auto": "full" unless k is given, N > 1000 and k < N / 20, then
+        "partial" for numpy and "subspace" for torch.
     full_spectrum : bool
-        Also store all N eigenvalues (costs a full ``eigvalsh`` with the partial solver).
+        Also store all N eigenvalues (a full ``eigvalsh``, which copies W).
     seed : int
-        Seed of the ARPACK start vector (deterministic).
+        Seed of the iterative solvers' start (deterministic).
+    overwrite : bool
+        Double-centre D in place (D becomes W): memory stays at one N x N matrix. Without
+        it W is a float64 (numpy) or same-dtype (torch) copy.
+    tol : float
+        Relative residual of the subspace solver (see :func:`top_eigenpairs`).
 
     Returns
     -------
     InPCA
-        Eigenpairs, coordinates, explained stress (from ||W||_F^2, exact without the full
-        spectrum) and the Gower projection.
+        Eigenpairs, coordinates, explained stress (from ||W||_F^2, computed blockwise:
+        exact without the full spectrum) and the Gower projection.
     """
-    D = np.asarray(D, dtype=np.float64)
-    if D.ndim != 2 or D.shape[0] != D.shape[1] or D.shape[0] < 2:
-        raise ValueError(f"D must be a square matrix with N >= 2, got shape {D.shape}")
-    if not np.isfinite(D).all():
-        raise ValueError("D has non-finite entries")
+    import torch
+
+    is_t = isinstance(D, torch.Tensor)
+    if not is_t:
+        D = np.asarray(D)
+        if D.dtype not in (np.float32, np.float64):
+            D = D.astype(np.float64)
+    _check_distance_matrix(D)
     N = D.shape[0]
-    tol = 1e-10 * max(float(np.abs(D).max()), 1e-300)
-    for b0 in range(0, N, 1024):  # in blocks: no N x N temporaries
-        if np.abs(D[b0:b0 + 1024] - D[:, b0:b0 + 1024].T).max() > tol:
-            raise ValueError("D must be symmetric")
     k = N if k is None else int(k)
     if not 1 <= k <= N:
         raise ValueError(f"k must be in [1, {N}], got {k}")
     if solver == "auto":
-        solver = "partial" if (k < N and N > 1000 and k < N / 20) else "full"
-    if solver not in ("full", "partial"):
-        raise ValueError(f"solver must be 'auto', 'full' or 'partial', got {solver!r}")
-
-    row_means = D.mean(axis=0)
-    grand = float(row_means.mean())
-    W = double_centre(D)
-    flat = W.ravel()
-    total = float(flat @ flat)
+        big = k < N and N > 1000 and k < N / 20
+        solver = ("subspace" if is_t else "partial") if big else "full"
+    if solver not in ("full", "partial", "subspace"):
+        raise ValueError(f"solver must be 'auto', 'full', 'partial' or 'subspace', got "
+                         f"{solver!r}")
+    if solver == "partial" and is_t:
+        raise ValueError("solver='partial' (ARPACK) needs a numpy array; use 'subspace'")
+    if overwrite:
+        W = D
+    else:
+        W = D.clone() if is_t else np.array(D, dtype=np.float64)
+    row_means, grand, total = double_centre_inplace(W)
     spectrum = None
     if solver == "full" or k >= N - 1:
-        lam, V = np.linalg.eigh(W)
-        order = np.argsort(-np.abs(lam), kind="stable")
+        lam, V = (torch.linalg.eigh(W) if is_t else np.linalg.eigh(W))
+        lam, V = _host(lam).astype(np.float64), _host(V).astype(np.float64)
+        order = _by_magnitude(lam)
         if full_spectrum:
             spectrum = lam[order]
         lam, V = lam[order[:k]], V[:, order[:k]]
     else:
-        from scipy.sparse.linalg import eigsh
-
-        v0 = np.random.default_rng(seed).standard_normal(N)
-        lam, V = eigsh(W, k=k, which="LM", v0=v0, tol=0.0)
-        order = np.argsort(-np.abs(lam), kind="stable")
-        lam, V = lam[order], V[:, order]
+        lam, V = top_eigenpairs(W, k, method="arpack" if solver == "partial" else "subspace",
+                                tol=tol, seed=seed)
         if full_spectrum:
-            allv = np.linalg.eigvalsh(W)
-            spectrum = allv[np.argsort(-np.abs(allv), kind="stable")]
+            allv = _host(torch.linalg.eigvalsh(W) if is_t else np.linalg.eigvalsh(W))
+            spectrum = allv[_by_magnitude(allv)].astype(np.float64)
     V = _fix_signs(V)
     coords = V * np.sqrt(np.abs(lam))
     return InPCA(eigenvalues=lam, eigenvectors=V, coords=coords,
                  explained_stress=explained_stress(lam, total), total=total,
                  row_means=row_means, grand_mean=grand, spectrum=spectrum)
+
+
+# ---------------------------------------------------------------------------------------
+# Landmark InPCA
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LandmarkInPCA:
+    """Result of :func:`landmark_inpca`.
+
+    Attributes
+    ----------
+    reference : InPCA of the landmarks alone (exact); ``reference.project`` places more.
+    landmarks : (L,) indices of the landmarks among the N models (sorted).
+    coords : (N, k) coordinates of every model: the landmarks' own, the rest by Gower.
+    n_clamped : clamp count of all distances computed ((L + N) x L x M coefficients).
+    """
+
+    reference: InPCA
+    landmarks: np.ndarray
+    coords: np.ndarray
+    n_clamped: int
+
+    @property
+    def eigenvalues(self) -> np.ndarray:
+        """(k,) eigenvalues of the landmarks' W (signs kept)."""
+        return self.reference.eigenvalues
+
+    @property
+    def signs(self) -> np.ndarray:
+        """+1 space-like, -1 time-like axes."""
+        return self.reference.signs
+
+
+def _take(P: Any, idx: np.ndarray) -> np.ndarray:
+    """Models ``idx`` of an array-like as one in-memory array."""
+    import torch
+
+    if isinstance(P, np.ndarray | torch.Tensor):
+        return _host(P[torch.from_numpy(idx) if isinstance(P, torch.Tensor) else idx])
+    return np.stack([_host(P[int(i)]) for i in idx])
+
+
+def landmark_inpca(
+    P: Any,
+    k: int,
+    landmarks: Any,
+    *,
+    seed: int = 0,
+    block: int = 4096,
+    solver: Literal["auto", "full", "partial", "subspace"] = "auto",
+    **kwargs: Any,
+) -> LandmarkInPCA:
+    """InPCA of many models through landmarks: the landmarks are embedded exactly, every
+    other model placed by the Gower projection of its distances to them.
+
+    Costs L^2 + N L distances instead of N^2 (memory: the L x L matrix and one block of
+    N x L). With all points as landmarks it is exactly :func:`inpca`.
+
+    Parameters
+    ----------
+    P : array_like, shape (N, M, C)
+        Models (any array-like; read ``block`` models at a time).
+    k : int
+        Components.
+    landmarks : int or array_like of int
+        How many landmarks to draw at random (seeded, without replacement), or their
+        indices.
+    seed : int
+        Seed of the draw and of the eigensolver.
+    block : int
+        Models per block of the cross distances.
+    solver : str
+        Passed to :func:`inpca` for the landmarks.
+    **kwargs
+        Passed to :func:`bhattacharyya` (``device``, ``dtype``, ``clamp``, ...).
+
+    Returns
+    -------
+    LandmarkInPCA
+    """
+    P = _as_probabilities(P, "P")
+    N, M = P.shape[0], P.shape[1]
+    if isinstance(landmarks, int | np.integer):
+        if not 2 <= landmarks <= N:
+            raise ValueError(f"landmarks must be in [2, {N}], got {landmarks}")
+        idx = np.sort(np.random.default_rng(seed).choice(N, int(landmarks), replace=False))
+    else:
+        idx = np.unique(np.asarray(landmarks, dtype=np.int64))
+        if idx.size < 2 or idx[0] < 0 or idx[-1] >= N:
+            raise ValueError(f"landmarks must be at least 2 distinct indices in [0, {N})")
+    PL = _take(P, idx)
+    DL, count = bhattacharyya(PL, return_clamped=True, **kwargs)
+    ref = inpca(DL, k, solver=solver, seed=seed, overwrite=True)
+    del DL
+    coords = np.empty((N, ref.eigenvalues.size))
+    for b0 in range(0, N, block):
+        d, c = cross_block(P[b0:b0 + block], PL, return_clamped=True, **kwargs)
+        coords[b0:b0 + d.shape[0]] = ref.project(d)
+        count += c
+    coords[idx] = ref.coords
+    report_clamp(count, (idx.size + N) * idx.size * M, "landmark_inpca",
+                 kwargs.get("clamp", CLAMP))
+    return LandmarkInPCA(reference=ref, landmarks=idx, coords=coords, n_clamped=count)
+
+
+def compare_embeddings(X: Any, Y: Any, signs_x: Any, signs_y: Any | None = None, *,
+                       sample: int = 2000, seed: int = 0) -> float:
+    """Relative difference of two embeddings of the same models, by their distances.
+
+    ``||Dx - Dy||_F / ||Dy||_F`` with ``Dx_ij = sum_k sign_k (x_ik - x_jk)^2`` (the
+    Minkowski-like squared distance the embedding reproduces), over a random subset of
+    ``sample`` models: invariant to translations, axis signs and rotations (or boosts)
+    that preserve the metric, so it compares a landmark embedding with the exact one.
+
+    Parameters
+    ----------
+    X, Y : array_like, shape (N, k) and (N, k')
+    signs_x, signs_y : array_like, shape (k,), (k',)
+        +1 / -1 per axis (``InPCA.signs``); ``signs_y`` defaults to ``signs_x``.
+    sample : int
+        Models compared (all when N is smaller).
+    seed : int
+
+    Returns
+    -------
+    float
+    """
+    X, Y = np.asarray(X, dtype=np.float64), np.asarray(Y, dtype=np.float64)
+    if X.shape[0] != Y.shape[0]:
+        raise ValueError(f"X and Y must embed the same models: {X.shape} vs {Y.shape}")
+    sx = np.asarray(signs_x, dtype=np.float64)
+    sy = sx if signs_y is None else np.asarray(signs_y, dtype=np.float64)
+    if sx.shape != X.shape[1:] or sy.shape != Y.shape[1:]:
+        raise ValueError("one sign per axis is needed")
+    N = X.shape[0]
+    idx = np.sort(np.random.default_rng(seed).choice(N, min(N, sample), replace=False))
+
+    def dist(Z: np.ndarray, s: np.ndarray) -> np.ndarray:
+        z = Z[idx]
+        return sum(s[a] * (z[:, None, a] - z[None, :, a]) ** 2 for a in range(z.shape[1]))
+
+    dx, dy = dist(X, sx), dist(Y, sy)
+    return float(np.linalg.norm(dx - dy) / max(np.linalg.norm(dy), 1e-300))
