@@ -63,7 +63,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Markdown
 
-from hyperribbon.claims import claim, glue, glue_figure
+from hyperribbon.compendium import claim, glue, glue_figure
 from hyperribbon.odes import check_vdp_parameters, vdp_analyse, vdp_limit_cycles
 from hyperribbon.util import progress
 

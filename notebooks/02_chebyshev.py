@@ -66,7 +66,7 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 
-from hyperribbon.claims import claim, glue, glue_figure
+from hyperribbon.compendium import claim, glue, glue_figure
 from hyperribbon.manifold import (
     bound_ratio,
     box_corners,

@@ -66,7 +66,7 @@ import numpy as np
 import torch
 from IPython.display import HTML, display
 
-from hyperribbon.claims import claim, glue, glue_figure
+from hyperribbon.compendium import claim, glue, glue_figure
 from hyperribbon.data import load_images
 from hyperribbon.jeffreys import (
     check_params,

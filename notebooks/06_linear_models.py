@@ -88,7 +88,7 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 
-from hyperribbon.claims import claim, glue, glue_figure
+from hyperribbon.compendium import claim, glue, glue_figure
 from hyperribbon.inpca import bhattacharyya, bhattacharyya_paired, inpca
 from hyperribbon.linear import (
     boundary_agreement,

@@ -67,7 +67,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from hyperribbon import expression, vae
-from hyperribbon.claims import claim, glue, glue_figure, mean_bound, mean_se
+from hyperribbon.compendium import claim, glue, glue_figure, mean_bound, mean_se
 
 vae.check_vae_params(gammas=gammas, latent_dim=latent_dim, hidden=hidden, beta=beta,
                      n_seeds=n_seeds, curvature_mode=curvature_mode, n_dirs=n_dirs,

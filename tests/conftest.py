@@ -39,7 +39,7 @@ def one_thread():
 def ci_notebooks() -> list:
     """Every chapter notebook executed under the `ci` profile into book/papers (reused when
     notebook, package, profile and parameters are unchanged)."""
-    from hyperribbon import run
+    from hyperribbon.compendium import run
 
     old = os.environ.pop("HYPERRIBBON_ROOT", None)
     try:

@@ -11,7 +11,7 @@ from urllib.parse import urldefrag, urlparse
 import pytest
 
 from conftest import ROOT
-from hyperribbon import cli
+from hyperribbon.compendium.book import build_book
 
 HTML = ROOT / "_build" / "html"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -19,7 +19,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 @pytest.fixture(scope="module")
 def book(ci_notebooks) -> Path:
-    index = cli.build_book(repo_url="https://github.com/hyperribbon/hyperribbon", strict=True)
+    index = build_book(repo_url="https://github.com/hyperribbon/hyperribbon", strict=True)
     assert index.exists()
     return HTML
 

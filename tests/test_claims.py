@@ -5,7 +5,7 @@ import json
 import nbformat
 import pytest
 
-from hyperribbon.claims import (
+from hyperribbon.compendium.claims import (
     CLAIM_MIME,
     claims_in_notebook,
     evaluate,
@@ -90,7 +90,7 @@ def test_claim_in_a_kernel_emits_record_and_glue(monkeypatch):
     published = []
     monkeypatch.setattr(shell.display_pub, "publish",
                         lambda data, metadata=None, **kw: published.append(data))
-    from hyperribbon.claims import claim
+    from hyperribbon.compendium.claims import claim
 
     claim("toy_x", 0.25, "in", [0, 1], ref="eq. 3")
     recs = [d[CLAIM_MIME] for d in published if CLAIM_MIME in d]
@@ -105,7 +105,7 @@ def test_claim_in_a_kernel_emits_record_and_glue(monkeypatch):
 def test_mean_bound_against_tabulated_t_and_coverage():
     import numpy as np
 
-    from hyperribbon.claims import mean_bound
+    from hyperribbon.compendium.claims import mean_bound
 
     # t_{0.975, 4} = 2.7764 (standard tables); x = 1..5: mean 3, s = √2.5
     x = [1.0, 2.0, 3.0, 4.0, 5.0]
@@ -130,7 +130,7 @@ def test_glue_figure_publishes_an_image_lays_out_and_closes(monkeypatch, tight):
     from IPython.core.interactiveshell import InteractiveShell
     from IPython.core.pylabtools import select_figure_formats
 
-    from hyperribbon.claims import glue_figure
+    from hyperribbon.compendium.claims import glue_figure
 
     shell = InteractiveShell.instance()
     select_figure_formats(shell, {"png"})  # as the inline backend of a kernel does
@@ -151,7 +151,7 @@ def test_glue_figure_publishes_an_image_lays_out_and_closes(monkeypatch, tight):
 def test_mean_se_by_hand_and_against_the_spread_of_means():
     import numpy as np
 
-    from hyperribbon.claims import mean_se
+    from hyperribbon.compendium.claims import mean_se
 
     # x = 1..5: mean 3, s² = 10/4, se = √(2.5/5)
     assert mean_se([1.0, 2.0, 3.0, 4.0, 5.0]) == pytest.approx((3.0, 0.5 ** 0.5))

@@ -337,7 +337,7 @@ def test_check_reports_present_missing_and_corrupt(xena, tmp_path):
 
 
 def test_cli_data_check_lists_expression_sets(tmp_path, monkeypatch, capsys):
-    from hyperribbon.cli import main
+    from hyperribbon.compendium.cli import main
 
     monkeypatch.setenv("HYPERRIBBON_DATA", str(tmp_path))
     monkeypatch.setenv("HYPERRIBBON_DOWNLOAD", "0")

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from hyperribbon import cli, run
+from hyperribbon.compendium import cli, run
 
 NOTEBOOKS = run.notebooks(ROOT)
 IDS = sorted(NOTEBOOKS)

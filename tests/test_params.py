@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from hyperribbon.params import ParameterError, coerce, parse_cell, validate
+from hyperribbon.compendium.params import ParameterError, coerce, parse_cell, validate
 
 CELL = '''
 profile: str = "ci"  # choices: smoke, ci, paper | the run profile

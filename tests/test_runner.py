@@ -8,8 +8,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from hyperribbon import cli, run
-from hyperribbon.params import ParameterError
+from hyperribbon.compendium import book, cli, run
+from hyperribbon.compendium.params import ParameterError
+from hyperribbon.util import InputError
 
 
 def read(p: Path):
@@ -109,7 +110,7 @@ def test_cli_refuses_unknown_parameter_with_exit_2(toy, capsys):
 
 
 def test_unknown_notebook_id(toy):
-    with pytest.raises(run.RunError, match="no notebook '09'.*01 \\(01_toy\\)"):
+    with pytest.raises(InputError, match="no notebook '09'.*01 \\(01_toy\\)"):
         run.select(toy, ["09"])
 
 
@@ -135,7 +136,7 @@ def test_declared_failure_is_accepted_and_shown(toy, capsys):
     (toy / "notebooks" / "claims_status.yml").write_text(
         "toy_value:\n  reason: n=1 is too small\n  tried: nothing\n  settle: n >= 3\n")
     assert cli.main(["claims", "--dir", str(out), "--check"]) == 0
-    page = cli.claims_page(cli.claim_rows(out))
+    page = book.claims_page(book.claim_rows(out))
     assert "FAILS (declared)" in page and "n=1 is too small" in page
 
 

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import yaml
 
-from hyperribbon import cli, sweep
-from hyperribbon.params import ParameterError
+from hyperribbon.compendium import cli, sweep
+from hyperribbon.compendium.params import ParameterError
 
 
 def grid(tmp_path, content: dict, name="grid.yml"):
@@ -75,8 +75,8 @@ def test_kill_9_mid_point_then_resume_equals_uninterrupted(toy, tmp_path):
     g = grid(tmp_path, {"grid": {"seed": [0, 1, 2], "sleep": [2.0]}})
     out = tmp_path / "killed"
     env = {**os.environ, "HYPERRIBBON_ROOT": str(toy), "CI": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "hyperribbon.cli", "sweep", "01", str(g),
-                             "--out", str(out)], env=env, cwd=toy,
+    proc = subprocess.Popen([sys.executable, "-m", "hyperribbon.compendium.cli", "sweep",
+                             "01", str(g), "--out", str(out)], env=env, cwd=toy,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline:  # wait: one point finished, the next one running
@@ -154,7 +154,7 @@ def test_same_point_twice_gives_identical_claims(toy, tmp_path):
 def test_shipped_grid_files_validate_against_their_notebooks():
     """notebooks/sweeps/NN_*.yml: every point resolves against chapter NN's parameters."""
     from conftest import ROOT
-    from hyperribbon import run
+    from hyperribbon.compendium import run
 
     grids = sorted((ROOT / "notebooks" / "sweeps").glob("*.yml"))
     assert grids

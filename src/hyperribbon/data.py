@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 import yaml
 
+from .paths import data_root, repo_root
+
 _VERIFIED: dict[str, str] = {}
 _HASH_CACHE: dict[tuple[str, int, int, str], str] = {}
 
@@ -47,8 +49,6 @@ def registry_path() -> Path:
     """``data/datasets.yml`` of the compendium (``HYPERRIBBON_REGISTRY`` overrides)."""
     if os.environ.get("HYPERRIBBON_REGISTRY"):
         return Path(os.environ["HYPERRIBBON_REGISTRY"])
-    from .run import repo_root
-
     return repo_root() / "data" / "datasets.yml"
 
 
@@ -68,15 +68,6 @@ def entry(name: str, reg: dict | None = None) -> dict:
     if name not in reg:
         raise DataError(f"unknown dataset {name!r}; registered: {', '.join(sorted(reg))}")
     return reg[name]
-
-
-def data_root() -> Path:
-    """``HYPERRIBBON_DATA`` when set, else ``data/raw`` in the compendium."""
-    if os.environ.get("HYPERRIBBON_DATA"):
-        return Path(os.environ["HYPERRIBBON_DATA"]).expanduser()
-    from .run import repo_root
-
-    return repo_root() / "data" / "raw"
 
 
 # ---------------------------------------------------------------------------------------

@@ -31,7 +31,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from .data import DataError, DataMissing, Status, data_root, downloads_allowed, verify
+from .data import DataError, DataMissing, Status, downloads_allowed, verify
+from .paths import data_root, repo_root
 
 SYNTHETIC = "synthetic"
 REAL = ("xena", "weinreb")
@@ -300,8 +301,6 @@ def registry_path() -> Path:
     overrides)."""
     if os.environ.get("HYPERRIBBON_EXPRESSION_REGISTRY"):
         return Path(os.environ["HYPERRIBBON_EXPRESSION_REGISTRY"])
-    from .run import repo_root
-
     return repo_root() / "data" / "expression.yml"
 
 

@@ -1,12 +1,51 @@
-"""Small helpers shared by every module: device choice, progress bars, cache folder."""
+"""Small helpers shared by every module: device choice, progress bars, atomic writes,
+thread control (and the cache folder, from :mod:`hyperribbon.paths`)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TypeVar
+
+from .paths import cache_dir
+
+__all__ = ["InputError", "atomic_path", "cache_dir", "interactive", "progress", "read_yaml",
+           "resolve_device", "torch_threads"]
+
+
+class InputError(ValueError):
+    """A mistake in what was asked for: a file that is missing, unreadable or not valid
+    YAML, an unknown name. The command line prints it as one line and exits with 2."""
+
+
+def read_yaml(path: Path | str, what: str = "a mapping") -> dict:
+    """The mapping in the YAML file ``path`` (an empty file is ``{}``); a missing or
+    unreadable file, invalid YAML or anything but a mapping is an :class:`InputError`
+    of one line naming the file and ``what`` was expected there."""
+    import yaml
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot be read ({exc.__class__.__name__}: "
+                         f"{getattr(exc, 'strerror', None) or exc})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise InputError(f"{path}: not valid YAML{where} ({problem})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected {what}, found a {type(data).__name__}")
+    return data
 
 T = TypeVar("T")
 
@@ -48,12 +87,41 @@ def progress(iterable: Iterable[T], desc: str = "", total: int | None = None,
     return iter(tqdm(iterable, desc=desc, total=total, **kwargs))
 
 
-def cache_dir(*parts: str) -> Path:
-    """Folder for cached computations (trained weights, trajectories).
+@contextlib.contextmanager
+def atomic_path(dest: Path | str) -> Iterator[Path]:
+    """A temporary path beside ``dest`` to write to; when the block ends without an
+    error it replaces ``dest`` in one step (readers see the old file or the new one,
+    never half of one), else it is removed and ``dest`` is left as it was.
 
-    ``HYPERRIBBON_CACHE`` when set, else ``~/.cache/hyperribbon``. Created on demand.
+    >>> with atomic_path(folder / "table.csv") as tmp:  # doctest: +SKIP
+    ...     tmp.write_text("a,b")
     """
-    root = Path(os.environ.get("HYPERRIBBON_CACHE", Path.home() / ".cache" / "hyperribbon"))
-    path = root.joinpath(*parts)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, dest)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run the block with ``n`` torch intra-op threads (``None``: leave the setting as
+    it is); the previous setting is restored afterwards, also on an error."""
+    import torch
+
+    old = torch.get_num_threads()
+    if n is not None:
+        if n < 1:
+            raise ValueError(f"threads = {n}: at least one thread")
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)

@@ -10,10 +10,10 @@ explicit points::
       - {seed: 7, n_samples: 500}
 
 Every point is validated before anything runs. Each point executes into
-``OUT/<point-id>.ipynb`` (atomically, via :func:`hyperribbon.run.execute`) with its log in
-``OUT/logs/<point-id>.log``; finished points are skipped when the sweep is run again (a
-sweep killed in the middle resumes where it stopped); a failing point is recorded and the
-others go on. At the end ``OUT/sweep.csv`` holds every point's parameters, status,
+``OUT/<point-id>.ipynb`` (atomically, via :func:`hyperribbon.compendium.run.execute`)
+with its log in ``OUT/logs/<point-id>.log``; finished points are skipped when the sweep
+is run again (a sweep killed in the middle resumes where it stopped); a failing point is
+recorded and the others go on. At the end ``OUT/sweep.csv`` holds every point's parameters, status,
 claims and glued numbers, and ``OUT/<claim>.png`` plots each numeric claim against the
 swept parameter.
 """
@@ -30,11 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from ..paths import repo_root
+from ..util import InputError, atomic_path, progress, read_yaml
 from . import run as run_mod
 from .params import ParameterError
-from .util import progress
 
 log = logging.getLogger("hyperribbon.sweep")
 GLUE_MIME = "application/papermill.record/text/plain"
@@ -53,10 +52,10 @@ def load_grid(path: Path) -> Grid:
     """Read a grid file (see the module docstring)."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ParameterError(f"{path}: cannot read the grid ({exc})") from exc
-    if not isinstance(data, dict) or not ({"grid", "points"} & set(data)):
+        data = read_yaml(path, "a grid: a mapping with 'grid' and/or 'points'")
+    except InputError as exc:
+        raise ParameterError(f"grid file {exc}") from None
+    if not ({"grid", "points"} & set(data)):
         raise ParameterError(f"{path}: expected a mapping with 'grid' (lists per parameter) "
                              "and/or 'points' (a list of mappings)")
     unknown = set(data) - {"grid", "points", "profile"}
@@ -150,7 +149,7 @@ def output_folder(notebook: str, grid_file: Path, out: Path | None = None) -> Pa
     """Where a sweep writes: ``out``, else ``sweeps/<notebook stem>-<grid stem>``."""
     if out is not None:
         return Path(out)
-    root = run_mod.repo_root()
+    root = repo_root()
     (nb_path,) = run_mod.select(root, [notebook])
     return root / "sweeps" / f"{nb_path.stem}-{Path(grid_file).stem}"
 
@@ -161,10 +160,10 @@ def sweep(notebook: str, grid_file: Path, profile: str | None = None,
 
     Returns every point's result; writes ``sweep.csv`` and the summary figures in ``out``
     (default ``sweeps/<notebook>-<grid stem>``). Raises
-    :class:`~hyperribbon.params.ParameterError` before running anything if any point is
+    :class:`~hyperribbon.compendium.params.ParameterError` before running anything if any point is
     invalid.
     """
-    root = run_mod.repo_root()
+    root = repo_root()
     (nb_path,) = run_mod.select(root, [notebook])
     grid = load_grid(grid_file)
     profile = profile or grid.profile or "ci"
@@ -235,8 +234,7 @@ def write_table(results: list[PointResult], swept: list[str], path: Path) -> Non
     cols = (["point", "status"] + swept + [f"claim:{n}" for n in claim_names]
             + [f"passed:{n}" for n in claim_names] + [f"glue:{n}" for n in glue_names]
             + ["error"])
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(cols)
         for r in results:
@@ -248,7 +246,6 @@ def write_table(results: list[PointResult], swept: list[str], path: Path) -> Non
             row += [r.glued.get(n, "") for n in glue_names]
             row += [r.error.splitlines()[0] if r.error else ""]
             w.writerow(row)
-    tmp.replace(path)
 
 
 def summary_figures(results: list[PointResult], swept: list[str], out: Path) -> list[Path]:

@@ -22,10 +22,12 @@ import tokenize
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..util import InputError
+
 TYPES = ("int", "float", "str", "bool", "list[int]", "list[float]", "list[str]")
 
 
-class ParameterError(ValueError):
+class ParameterError(InputError):
     """A parameter override that the notebook's spec refuses."""
 
 

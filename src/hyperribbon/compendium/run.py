@@ -1,7 +1,7 @@
 """Execute the chapter notebooks with papermill, per profile, atomically, with provenance.
 
 ``notebooks/NN_name.py`` (py:percent) → jupytext in memory → parameters validated
-against the notebook's own spec (:mod:`hyperribbon.params`) → papermill with the venv's
+against the notebook's own spec (:mod:`hyperribbon.compendium.params`) → papermill with the venv's
 own kernel → ``OUT/NN_name.ipynb``, replaced only when the run succeeded. A failed run is
 kept as ``OUT/NN_name.failed.ipynb`` and the failing cell's traceback is printed.
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import hashlib
 import json
 import logging
 import os
@@ -22,13 +21,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from .. import data
+from ..paths import repo_root
+from ..util import InputError, atomic_path, read_yaml
 from .claims import claims_in_notebook
 from .params import Param, ParameterError, coerce, parse_cell, validate
+from .provenance import PROVENANCE_MIME, PROVENANCE_SOURCE
+from .reuse import source_key
 
 PROFILES = ("smoke", "ci", "paper")
-PROVENANCE_MIME = "application/vnd.hyperribbon.provenance+json"
 KERNEL_NAME = "hyperribbon-venv"
 log = logging.getLogger("hyperribbon.run")
 
@@ -38,23 +39,7 @@ class RunError(RuntimeError):
 
 
 # ---------------------------------------------------------------------------------------
-# Where things are
-
-def repo_root(start: Path | None = None) -> Path:
-    """The compendium's root: the nearest folder upward holding ``notebooks/profiles.yml``
-    (from ``HYPERRIBBON_ROOT``, else the working directory, else the package's checkout)."""
-    candidates = []
-    if os.environ.get("HYPERRIBBON_ROOT"):
-        candidates.append(Path(os.environ["HYPERRIBBON_ROOT"]))
-    candidates.append(start or Path.cwd())
-    candidates.append(Path(__file__).resolve().parents[2])
-    for c in candidates:
-        for d in (c.resolve(), *c.resolve().parents):
-            if (d / "notebooks" / "profiles.yml").exists():
-                return d
-    raise RunError("cannot find the compendium root (a folder with notebooks/profiles.yml); "
-                   "run from inside the repository or set HYPERRIBBON_ROOT")
-
+# Which notebooks
 
 def notebooks(root: Path) -> dict[str, Path]:
     """``{"02": notebooks/02_chebyshev.py, ...}`` for every chapter notebook present."""
@@ -74,7 +59,7 @@ def select(root: Path, ids: list[str] | None) -> list[Path]:
         key = i.split("_")[0].zfill(2) if i.split("_")[0].isdigit() else i
         if key not in found:
             have = ", ".join(f"{k} ({v.stem})" for k, v in found.items()) or "none"
-            raise RunError(f"no notebook {i!r}; available: {have}")
+            raise InputError(f"no notebook {i!r}; available: {have}")
         out.append(found[key])
     return out
 
@@ -82,11 +67,7 @@ def select(root: Path, ids: list[str] | None) -> list[Path]:
 def load_profiles(root: Path) -> dict:
     """``notebooks/profiles.yml``: per notebook stem, its expected claims and per-profile
     parameter overrides."""
-    path = root / "notebooks" / "profiles.yml"
-    data = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(data, dict):
-        raise RunError(f"{path}: expected a mapping notebook → settings")
-    return data
+    return read_yaml(root / "notebooks" / "profiles.yml", "a mapping notebook → settings")
 
 
 def expected_claims(root: Path) -> dict[str, list[str]]:
@@ -124,7 +105,7 @@ def resolve_parameters(path: Path, profile: str, overrides: dict[str, Any] | Non
                        root: Path | None = None) -> dict[str, Any]:
     """Defaults ← profile values (``profiles.yml``) ← overrides, all validated.
 
-    Raises :class:`~hyperribbon.params.ParameterError` before anything runs.
+    Raises :class:`~hyperribbon.compendium.params.ParameterError` before anything runs.
     """
     if profile not in PROFILES:
         raise ParameterError(f"unknown profile {profile!r}; use one of {', '.join(PROFILES)}")
@@ -143,14 +124,16 @@ def resolve_parameters(path: Path, profile: str, overrides: dict[str, Any] | Non
 
 
 def parse_overrides(path: Path, pairs: list[str], files: list[Path]) -> dict[str, Any]:
-    """``-p name=value`` pairs and ``-f params.yml`` files → a dict (not yet validated)."""
+    """``-p name=value`` pairs and ``-f params.yml`` files → a dict (not yet validated).
+
+    A missing, unreadable or malformed file is a :class:`ParameterError` naming it."""
     sp = spec(path)
     out: dict[str, Any] = {}
     for f in files:
-        data = yaml.safe_load(Path(f).read_text()) or {}
-        if not isinstance(data, dict):
-            raise ParameterError(f"{f}: expected a mapping name: value")
-        out.update(data)
+        try:
+            out.update(read_yaml(f, "a mapping name: value"))
+        except InputError as exc:
+            raise ParameterError(f"parameter file {exc}") from None
     for pair in pairs:
         name, sep, text = pair.partition("=")
         if not sep:
@@ -164,7 +147,7 @@ def parse_overrides(path: Path, pairs: list[str], files: list[Path]) -> dict[str
 
 
 # ---------------------------------------------------------------------------------------
-# Provenance
+# What a run depends on
 
 def git_state(root: Path) -> tuple[str, bool]:
     """(commit, dirty) of the checkout, or ("unknown", False) outside git."""
@@ -179,18 +162,23 @@ def git_state(root: Path) -> tuple[str, bool]:
         return "unknown", False
 
 
-def source_key(root: Path, path: Path, profile: str, params: dict) -> str:
-    """Content hash of what determines an executed notebook: the notebook, the package
-    source, the profile and the parameters. Equal keys → the output can be reused."""
-    h = hashlib.sha256()
-    h.update(path.read_bytes())
-    pkg = Path(__file__).resolve().parent
-    for f in sorted(pkg.rglob("*.py")):
-        h.update(f.name.encode())
-        h.update(f.read_bytes())
-    h.update(json.dumps({"profile": profile, "params": params}, sort_keys=True,
-                        default=str).encode())
-    return h.hexdigest()
+def dataset_checksums(params: dict[str, Any]) -> dict[str, Any]:
+    """Registered files and checksums of every dataset a parameter value names (a string,
+    or a string in a list), from the one registry; {} where there is no registry."""
+    reg_path = data.registry_path()
+    if not reg_path.exists():
+        return {}
+    reg = data.registry(reg_path)
+    named = [v for v in params.values() if isinstance(v, str)]
+    named += [x for v in params.values() if isinstance(v, list) for x in v
+              if isinstance(x, str)]
+    return {n: reg[n].get("files", {}) for n in sorted(set(named)) if n in reg}
+
+
+def run_key(path: Path, profile: str, params: dict[str, Any]) -> str:
+    """The reuse key of one run (:func:`hyperribbon.compendium.reuse.source_key`)."""
+    return source_key(path.read_text(), profile, params, dataset_checksums(params),
+                      extra_sources=(PROVENANCE_SOURCE,))
 
 
 def provenance_cell():
@@ -198,8 +186,7 @@ def provenance_cell():
     import nbformat
 
     return nbformat.v4.new_code_cell(
-        "from hyperribbon.provenance import show_provenance\n\nshow_provenance()",
-        metadata={"tags": ["remove-input", "hyperribbon-provenance"]})
+        PROVENANCE_SOURCE, metadata={"tags": ["remove-input", "hyperribbon-provenance"]})
 
 
 # ---------------------------------------------------------------------------------------
@@ -232,6 +219,28 @@ def _env(**values: str):
                 os.environ[k] = v
 
 
+@contextlib.contextmanager
+def _logging_to(log_file: Path | None):
+    """Send the runner's and papermill's log to ``log_file`` for the block; yields the
+    file's stream (None without a file)."""
+    if log_file is None:
+        yield None
+        return
+    Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(log_file, mode="a")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
+    loggers = (log, logging.getLogger("papermill"))
+    for lg in loggers:
+        lg.addHandler(handler)
+        lg.setLevel(min(lg.level or logging.INFO, logging.INFO))
+    try:
+        yield handler.stream
+    finally:
+        for lg in loggers:
+            lg.removeHandler(handler)
+        handler.close()
+
+
 @dataclass
 class Result:
     """What one notebook run produced."""
@@ -253,19 +262,37 @@ def _collect(nb) -> tuple[list[dict], dict]:
     return claims_in_notebook(nb), prov
 
 
-def _atomic_write(nb, dest: Path) -> None:
+def _reusable(path: Path, dest: Path, key: str) -> Result | None:
+    """The earlier output ``dest`` when it was made with the same key, else None."""
     import nbformat
 
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.stem}.", suffix=".ipynb.tmp", dir=dest.parent)
-    os.close(fd)
+    if not dest.exists():
+        return None
     try:
-        nbformat.write(nb, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        meta = nbformat.read(str(dest), as_version=4).metadata.get("hyperribbon", {})
+    except Exception:  # unreadable old output: run again
+        return None
+    if meta.get("key") != key:
+        return None
+    log.info("%s: unchanged (same notebook, the package modules it imports, profile, "
+             "parameters and data): reusing %s", path.stem, dest)
+    return Result(path.stem, dest, "reused", meta.get("wall_s", 0.0), meta.get("claims", []))
+
+
+def _papermill(nb, tmp: Path, path: Path, params: dict, root: Path, run_info: dict,
+               log_file: Path | None) -> None:
+    """Execute ``nb`` into ``tmp`` in the venv's kernel, quiet progress, logs as asked."""
+    import papermill
+
+    ci = bool(os.environ.get("CI"))
+    jpath = os.pathsep.join(filter(None, [str(_kernel_dir()),
+                                          os.environ.get("JUPYTER_PATH", "")]))
+    with _env(HYPERRIBBON_RUN=json.dumps(run_info, default=str), JUPYTER_PATH=jpath,
+              HYPERRIBBON_ROOT=str(root), HYPERRIBBON_PROGRESS="0"):
+        papermill.execute_notebook(
+            nb, str(tmp), parameters=params, kernel_name=KERNEL_NAME, cwd=str(path.parent),
+            progress_bar=(not ci) and sys.stderr.isatty() and log_file is None,
+            log_output=ci or log_file is not None, request_save_on_cell_execute=True)
 
 
 def execute(path: Path, profile: str, overrides: dict[str, Any] | None = None,
@@ -278,13 +305,12 @@ def execute(path: Path, profile: str, overrides: dict[str, Any] | None = None,
     ``log_file`` receives the run's log and the cells' outputs as they are produced.
 
     Parameters are validated first; a bad one raises
-    :class:`~hyperribbon.params.ParameterError` and nothing is touched. When the output
-    exists with the same source key (notebook, package, profile, parameters) it is reused
-    unless ``force``. A failure writes ``NAME.failed.ipynb`` and raises :class:`RunError`
-    with the failing cell's traceback; the previous good output is left as it was.
+    :class:`~hyperribbon.compendium.params.ParameterError` and nothing is touched. When
+    the output exists with the same key (:func:`run_key`) it is reused unless ``force``.
+    A failure writes ``NAME.failed.ipynb`` and raises :class:`RunError` with the failing
+    cell's traceback; the previous good output is left as it was.
     """
     import nbformat
-    import papermill
 
     root = root or repo_root(path.parent)
     params = resolve_parameters(path, profile, overrides, root)
@@ -292,18 +318,9 @@ def execute(path: Path, profile: str, overrides: dict[str, Any] | None = None,
     name = name or path.stem
     dest = out_dir / f"{name}.ipynb"
     failed = out_dir / f"{name}.failed.ipynb"
-    key = source_key(root, path, profile, params)
-    if dest.exists() and not force:
-        try:
-            old = nbformat.read(str(dest), as_version=4)
-            meta = old.metadata.get("hyperribbon", {})
-            if meta.get("key") == key:
-                log.info("%s: unchanged (same notebook, package, profile and parameters): "
-                         "reusing %s", path.stem, dest)
-                return Result(path.stem, dest, "reused", meta.get("wall_s", 0.0),
-                              meta.get("claims", []))
-        except Exception:  # unreadable old output: run again
-            pass
+    key = run_key(path, profile, params)
+    if not force and (hit := _reusable(path, dest, key)) is not None:
+        return hit
 
     nb = read_notebook(path)
     parameters_cell(nb, path.name)
@@ -311,64 +328,42 @@ def execute(path: Path, profile: str, overrides: dict[str, Any] | None = None,
     commit, dirty = git_state(root)
     run_info = {"notebook": path.stem, "profile": profile, "parameters": params,
                 "commit": commit, "dirty": dirty, "t0": time.time()}
-    out_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".running.ipynb", dir=out_dir)
-    os.close(fd)
-    ci = bool(os.environ.get("CI"))
-    t0 = time.time()
     log.info("%s: executing under profile %s with %s", path.stem, profile,
              json.dumps(params, default=str))
-    jpath = os.pathsep.join(filter(None, [str(_kernel_dir()),
-                                          os.environ.get("JUPYTER_PATH", "")]))
-    handler = None
-    if log_file is not None:
-        Path(log_file).parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(log_file, mode="a")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
-        for lg in (log, logging.getLogger("papermill")):
-            lg.addHandler(handler)
-            lg.setLevel(min(lg.level or logging.INFO, logging.INFO))
-    try:
-        with _env(HYPERRIBBON_RUN=json.dumps(run_info, default=str), JUPYTER_PATH=jpath,
-                  HYPERRIBBON_ROOT=str(root), HYPERRIBBON_PROGRESS="0"):
-            papermill.execute_notebook(
-                nb, tmp, parameters=params, kernel_name=KERNEL_NAME,
-                cwd=str(path.parent),
-                progress_bar=(not ci) and sys.stderr.isatty() and log_file is None,
-                log_output=ci or log_file is not None, request_save_on_cell_execute=True)
-    except BaseException as exc:  # noqa: BLE001 - also Ctrl-C: keep the partial run
-        wall = time.time() - t0
-        if os.path.exists(tmp) and os.path.getsize(tmp) > 0:
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, failed)
-        elif os.path.exists(tmp):
-            os.unlink(tmp)
-        detail = _failure_text(exc)
-        log.error("%s: FAILED after %.1f s; the failed notebook is kept as %s "
-                  "(the previous output, if any, is untouched)", path.stem, wall, failed)
-        if handler is not None:
-            handler.stream.write(detail + "\n")
-        if isinstance(exc, KeyboardInterrupt):
-            raise
-        raise RunError(f"{path.name} failed under profile {profile}: see {failed}\n"
-                       f"{detail}") from exc
-    finally:
-        if handler is not None:
-            for lg in (log, logging.getLogger("papermill")):
-                lg.removeHandler(handler)
-            handler.close()
-    wall = time.time() - t0
-    executed = nbformat.read(tmp, as_version=4)
-    os.unlink(tmp)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fd, running = tempfile.mkstemp(prefix=f".{name}.", suffix=".running.ipynb", dir=out_dir)
+    os.close(fd)
+    t0 = time.time()
+    with _logging_to(log_file) as stream:
+        try:
+            _papermill(nb, Path(running), path, params, root, run_info, log_file)
+        except BaseException as exc:  # noqa: BLE001 - also Ctrl-C: keep the partial run
+            if os.path.getsize(running) > 0:
+                os.chmod(running, 0o644)
+                os.replace(running, failed)
+            else:
+                os.unlink(running)
+            detail = _failure_text(exc)
+            log.error("%s: FAILED after %.1f s; the failed notebook is kept as %s "
+                      "(the previous output, if any, is untouched)", path.stem,
+                      time.time() - t0, failed)
+            if stream is not None:
+                stream.write(detail + "\n")
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            raise RunError(f"{path.name} failed under profile {profile}: see {failed}\n"
+                           f"{detail}") from exc
+    executed = nbformat.read(running, as_version=4)
+    os.unlink(running)
+    wall = round(time.time() - t0, 2)
     claims, prov = _collect(executed)
-    prov.update({"wall_s": round(wall, 2)})
+    prov["wall_s"] = wall
     executed.metadata["kernelspec"] = copy.deepcopy(nb.metadata.get("kernelspec", {}))
     executed.metadata["hyperribbon"] = {"key": key, "profile": profile, "parameters": params,
-                                        "provenance": prov, "claims": claims,
-                                        "wall_s": round(wall, 2)}
-    _atomic_write(executed, dest)
-    if failed.exists():
-        failed.unlink()
+                                        "provenance": prov, "claims": claims, "wall_s": wall}
+    with atomic_path(dest) as tmp:
+        nbformat.write(executed, str(tmp))
+    failed.unlink(missing_ok=True)
     log.info("%s: done in %.1f s → %s (%d claims)", path.stem, wall, dest, len(claims))
     return Result(path.stem, dest, "ok", wall, claims)
 

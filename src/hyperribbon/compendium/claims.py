@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
+
+from ..util import InputError, read_yaml
 
 CLAIM_MIME = "application/vnd.hyperribbon.claim+json"
 RELATIONS = (">=", ">", "<=", "<", "==", "in")
@@ -235,15 +236,13 @@ def load_status(path: Path) -> dict[str, dict]:
     """Declared failures: ``claims_status.yml`` (claim name → reason, tried, settle)."""
     if not path.exists():
         return {}
-    data = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping claim name → declaration")
+    data = read_yaml(path, "a mapping claim name → declaration")
     out = {}
     for name, decl in data.items():
         if isinstance(decl, str):
             decl = {"reason": decl}
         if not isinstance(decl, dict) or not decl.get("reason"):
-            raise ValueError(f"{path}: claim {name!r} needs at least a 'reason'")
+            raise InputError(f"{path}: claim {name!r} needs at least a 'reason'")
         out[str(name)] = decl
     return out
 

@@ -8,6 +8,11 @@ import platform
 import sys
 import time
 
+PROVENANCE_MIME = "application/vnd.hyperribbon.provenance+json"
+#: The code of the cell the runner appends to every executed notebook.
+PROVENANCE_SOURCE = ("from hyperribbon.compendium.provenance import show_provenance\n\n"
+                     "show_provenance()")
+
 
 def collect() -> dict:
     """Provenance of the current kernel: the runner's record (``HYPERRIBBON_RUN``: notebook,
@@ -15,8 +20,8 @@ def collect() -> dict:
     data files verified by :mod:`hyperribbon.data` in this process."""
     import numpy
 
-    from . import __version__
-    from .data import verified_files
+    from .. import __version__
+    from ..data import verified_files
 
     run = json.loads(os.environ.get("HYPERRIBBON_RUN", "{}") or "{}")
     try:
@@ -48,8 +53,6 @@ def collect() -> dict:
 def show_provenance() -> None:
     """Display the provenance as a table and emit it for the runner to store."""
     from IPython.display import display
-
-    from .run import PROVENANCE_MIME
 
     prov = collect()
     commit = prov.get("commit", "not run by `hyperribbon run`")

@@ -1,0 +1,13 @@
+"""The compendium machinery: the runner (jupytext → papermill per profile, reuse keyed on
+what a notebook depends on), parameter specs, claims, provenance, sweeps, the book and
+the command line. It sits above the science (``hyperribbon.fisher``, ``vae``, ...) and
+the base (``paths``, ``data``, ``util``); the science never imports it.
+
+A chapter notebook needs only what is exported here::
+
+    from hyperribbon.compendium import claim, glue, glue_figure
+"""
+
+from .claims import claim, glue, glue_figure, mean_bound, mean_se
+
+__all__ = ["claim", "glue", "glue_figure", "mean_bound", "mean_se"]
