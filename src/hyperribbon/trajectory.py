@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from hyperribbon.inpca import CLAMP, _validate, bhattacharyya, bhattacharyya_paired
+from hyperribbon.inpca import CLAMP, _validate, bhattacharyya, bhattacharyya_paired, report_clamp
 
 __all__ = [
     "Reindexed",
@@ -242,16 +242,29 @@ def progress(
     theta = np.arccos(np.clip(np.sum(s0 * s1, axis=-1), 0.0, 1.0))
     t = np.empty(P.shape[0])
     f = np.empty(P.shape[0])
+    clamped = 0
     for i0 in range(0, P.shape[0], _BLOCK):  # blocks of models: bounded temporaries
         sp = np.sqrt(P[i0:i0 + _BLOCK])
         a = np.einsum("nmc,mc->nm", sp, s0)
         b = np.einsum("nmc,mc->nm", sp, s1)
         t[i0:i0 + _BLOCK] = _newton(a, b, theta, lo0, hi0, tol, maxiter, clamp)
-        if return_distance:
-            f[i0:i0 + _BLOCK] = _profile(a, b, theta, t[i0:i0 + _BLOCK], clamp)[0]
+        f[i0:i0 + _BLOCK], n = _at_optimum(a, b, theta, t[i0:i0 + _BLOCK], clamp)
+        clamped += n
+    report_clamp(clamped, P.shape[0] * P.shape[1], "progress", clamp)
     if return_distance:
         return (t[0], f[0]) if single else (t, f)
     return t[0] if single else t
+
+
+def _at_optimum(a: np.ndarray, b: np.ndarray, theta: np.ndarray, t: np.ndarray,
+                clamp: float) -> tuple[np.ndarray, int]:
+    """d_B(gamma(t), P) per model and the number of coefficients g_n(t) below the clamp."""
+    th = theta[None, :]
+    small = th < _SMALL_ANGLE
+    tc = t[:, None]
+    g = np.where(small, a, (a * np.sin((1 - tc) * th) + b * np.sin(tc * th))
+                 / np.where(small, 1.0, np.sin(th)))
+    return -np.log(np.maximum(g, clamp)).mean(axis=1), int(np.count_nonzero(g < clamp))
 
 
 def _newton(a: np.ndarray, b: np.ndarray, theta: np.ndarray, lo0: float, hi0: float,
@@ -388,8 +401,10 @@ def tube_widths(trajs: Any) -> np.ndarray:
     trajs = _probs(trajs, "trajs", ndim=(4,))
     S, G = trajs.shape[:2]
     mean = np.broadcast_to(mean_trajectory(trajs), trajs.shape)
-    return bhattacharyya_paired(trajs.reshape(S * G, *trajs.shape[2:]),
-                                mean.reshape(S * G, *trajs.shape[2:])).reshape(S, G)
+    d, n = bhattacharyya_paired(trajs.reshape(S * G, *trajs.shape[2:]),
+                                mean.reshape(S * G, *trajs.shape[2:]), return_clamped=True)
+    report_clamp(n, S * G * trajs.shape[2], "tube_widths")
+    return d.reshape(S, G)
 
 
 def trajectory_distance(A: Any, B: Any) -> float:
@@ -403,8 +418,10 @@ def trajectory_distance(A: Any, B: Any) -> float:
     -------
     float
     """
-    return float(np.mean(bhattacharyya_paired(_probs(A, "A", ndim=(3,)),
-                                              _probs(B, "B", ndim=(3,)))))
+    d, n = bhattacharyya_paired(_probs(A, "A", ndim=(3,)), _probs(B, "B", ndim=(3,)),
+                                return_clamped=True)
+    report_clamp(n, d.size * np.shape(A)[1], "trajectory_distance")
+    return float(np.mean(d))
 
 
 def trajectory_distances(trajs: Any, **kwargs: Any) -> np.ndarray:
@@ -425,7 +442,13 @@ def trajectory_distances(trajs: Any, **kwargs: Any) -> np.ndarray:
     if trajs.ndim != 4:
         raise ValueError(f"trajs must have shape (T, G, M, C), got {trajs.shape}")
     G = trajs.shape[1]
-    return sum(bhattacharyya(trajs[:, g], **kwargs) for g in range(G)) / G
+    total, clamped = 0.0, 0
+    for g in range(G):
+        d, n = bhattacharyya(trajs[:, g], **{**kwargs, "return_clamped": True})
+        total, clamped = total + d, clamped + n
+    report_clamp(clamped, trajs.shape[0] ** 2 * G * trajs.shape[2], "trajectory_distances",
+                 kwargs.get("clamp", CLAMP))
+    return total / G
 
 
 def riemann_length(traj: Any) -> float:
