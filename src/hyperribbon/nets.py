@@ -373,3 +373,145 @@ def fit_cached(cfg: TrainConfig, x: torch.Tensor, cache: Path | None = None,
                           layer_cache=cache, **opts)
     _atomic_save(model.state_dict(), path)
     return model.eval(), False
+
+
+# ---------------------------------------------------------------------------------------
+# Image classifiers (chapters 4, 5 and the image bridge of chapter 6)
+#
+# Every classifier is ``head(features(x))``: ``features`` maps images (N, C, H, W) to
+# penultimate features (N, F) and ``head`` is one linear layer F -> classes, so chapter 5
+# can imprint class prototypes on the features of any checkpoint.
+
+#: Classifier families and the depth each takes when ``depth=0``.
+ARCH_DEPTH = {"linear": 0, "mlp": 2, "cnn": 3, "convmixer": 2, "wrn": 10}
+
+
+class Classifier(nn.Module):
+    """``head(features(x))`` with a linear head on F penultimate features."""
+
+    def __init__(self, features: nn.Module, n_features: int, n_classes: int):
+        super().__init__()
+        self.features = features
+        self.n_features = n_features
+        self.head = nn.Linear(n_features, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (N, n_classes) of images x (N, C, H, W)."""
+        return self.head(self.features(x))
+
+
+class _Residual(nn.Module):
+    def __init__(self, body: nn.Module):
+        super().__init__()
+        self.body = body
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class _WideBlock(nn.Module):
+    """Pre-activation basic block of a wide ResNet (BN-ReLU-conv twice, 1x1 shortcut when
+    the shape changes)."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int):
+        super().__init__()
+        self.bn1, self.bn2 = nn.BatchNorm2d(c_in), nn.BatchNorm2d(c_out)
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.short = (nn.Conv2d(c_in, c_out, 1, stride, bias=False)
+                      if stride != 1 or c_in != c_out else None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = torch.relu(self.bn1(x))
+        out = self.conv2(torch.relu(self.bn2(self.conv1(a))))
+        return out + (x if self.short is None else self.short(a))
+
+
+def _conv_out(n: int, stride: int) -> int:
+    return (n - 1) // stride + 1  # 3x3 conv, padding 1
+
+
+def classifier(arch: str, width: int, in_shape: tuple[int, int, int], n_classes: int,
+               depth: int = 0) -> Classifier:
+    """A small image classifier of one family.
+
+    Parameters
+    ----------
+    arch : {"linear", "mlp", "cnn", "convmixer", "wrn"}
+        - ``linear``: softmax regression on the flattened image (F = C·H·W).
+        - ``mlp``: ``depth`` ReLU layers of widths width, width/2, width/4, … (F = last).
+        - ``cnn``: all-convolutional: 3x3 convolutions with ReLU of ``width``, then
+          ``2 width`` channels at stride 2 (``depth`` layers in all), flattened (F =
+          channels · spatial size; a flatten + linear head trains where 1x1-conv + global
+          pooling did not at these widths).
+        - ``convmixer``: patch embedding (patch = round(H / 8)), ``depth`` blocks of a
+          residual depthwise 5x5 convolution and a pointwise convolution, each with GELU
+          and BatchNorm, global average pooling (F = width) — Trockman & Kolter's design.
+        - ``wrn``: wide ResNet of ``depth`` layers ((depth − 4) / 6 pre-activation blocks
+          per group; groups of width, 2 width, 4 width channels at strides 1, 2, 2),
+          BatchNorm, global average pooling (F = 4 width). WRN-10-4 is width 64.
+    width : int
+        The family's base width (units or channels).
+    in_shape : (C, H, W) of the images.
+    n_classes : int
+    depth : int
+        0 picks the family default (:data:`ARCH_DEPTH`).
+    """
+    if arch not in ARCH_DEPTH:
+        raise ValueError(f"arch must be one of {sorted(ARCH_DEPTH)}, got {arch!r}")
+    depth = depth or ARCH_DEPTH[arch]
+    c, h, w = in_shape
+    check_architecture(arch, width, depth, in_shape)
+    if arch == "linear":
+        return Classifier(nn.Flatten(), c * h * w, n_classes)
+    if arch == "mlp":
+        sizes = [c * h * w] + [width >> i for i in range(depth)]
+        layers: list[nn.Module] = [nn.Flatten()]
+        for a, b in zip(sizes[:-1], sizes[1:], strict=True):
+            layers += [nn.Linear(a, b), nn.ReLU()]
+        return Classifier(nn.Sequential(*layers), sizes[-1], n_classes)
+    if arch == "cnn":
+        layers, ch, hh, ww = [], c, h, w
+        for i in range(depth):
+            out, stride = (width, 1) if i == 0 else (2 * width, 2)
+            layers += [nn.Conv2d(ch, out, 3, stride, 1), nn.ReLU()]
+            ch, hh, ww = out, _conv_out(hh, stride), _conv_out(ww, stride)
+        return Classifier(nn.Sequential(*layers, nn.Flatten()), ch * hh * ww, n_classes)
+    if arch == "convmixer":
+        p = max(1, round(h / 8))
+        layers = [nn.Conv2d(c, width, p, p), nn.GELU(), nn.BatchNorm2d(width)]
+        for _ in range(depth):
+            layers += [_Residual(nn.Sequential(
+                nn.Conv2d(width, width, 5, groups=width, padding=2), nn.GELU(),
+                nn.BatchNorm2d(width))),
+                nn.Conv2d(width, width, 1), nn.GELU(), nn.BatchNorm2d(width)]
+        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        return Classifier(nn.Sequential(*layers), width, n_classes)
+    n = (depth - 4) // 6
+    layers, ch = [nn.Conv2d(c, width, 3, 1, 1, bias=False)], width
+    for g, stride in enumerate((1, 2, 2)):
+        for i in range(n):
+            layers.append(_WideBlock(ch, width << g, stride if i == 0 else 1))
+            ch = width << g
+    layers += [nn.BatchNorm2d(ch), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+    return Classifier(nn.Sequential(*layers), ch, n_classes)
+
+
+def check_architecture(arch: str, width: int, depth: int, in_shape: tuple[int, int, int]
+                       ) -> None:
+    """Raise ValueError naming the field when (arch, width, depth) cannot be built."""
+    if arch not in ARCH_DEPTH:
+        raise ValueError(f"arch must be one of {sorted(ARCH_DEPTH)}, got {arch!r}")
+    depth = depth or ARCH_DEPTH[arch]
+    if width < 1:
+        raise ValueError(f"width must be >= 1, got {width}")
+    if arch == "mlp" and (depth < 1 or width >> (depth - 1) < 1):
+        raise ValueError(f"width {width} does not fit an MLP of depth {depth}: the last "
+                         f"layer would have {width >> max(depth - 1, 0)} units")
+    if arch == "cnn" and depth < 1:
+        raise ValueError(f"depth of a cnn must be >= 1, got {depth}")
+    if arch == "wrn" and (depth < 10 or (depth - 4) % 6):
+        raise ValueError(f"depth of a wrn must be 6n + 4 with n >= 1 (10, 16, 22, …), "
+                         f"got {depth}")
+    if arch == "convmixer" and min(in_shape[1:]) < 8:
+        raise ValueError(f"a convmixer needs images of at least 8x8, got {in_shape}")
