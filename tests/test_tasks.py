@@ -150,9 +150,13 @@ def test_groups_fashion_mnist_as_in_wordnet():
     assert g == {"garment": (0, 1, 2, 4, 6), "dress": (3,), "footwear": (5, 7, 9),
                  "bag": (8,)}
     assert T.groups("mnist") == [("digit", tuple(range(10)))]
-    parts = T.groups("cifar10")
-    assert sorted(c for _, cls in parts for c in cls) == list(range(10))  # a partition
-    assert ("carnivore", (3, 5)) in parts and ("motor_vehicle", (1, 9)) in parts
+    # CIFAR-10: vehicles and mammals; bird and frog alone (vertebrate spans the mammals)
+    assert dict(T.groups("cifar10")) == {"vehicle": (0, 1, 8, 9), "bird": (2,),
+                                         "placental": (3, 4, 5, 7), "frog": (6,)}
+    assert ("carnivore", (3, 5)) in T.groups("cifar10", height=3)
+    parts = T.groups("cifar100")
+    assert sorted(c for _, cls in parts for c in cls) == list(range(100))  # a partition
+    assert ("tree", (47, 52, 56, 59, 96)) in parts  # maple, oak, palm, pine, willow
 
 
 def test_hypernym_tasks_cifar10_vehicles_and_animals():
@@ -164,7 +168,7 @@ def test_hypernym_tasks_cifar10_vehicles_and_animals():
 
 
 def test_catalogue_tasks_trainable_and_size_matched_diverse():
-    for ds in ("mnist", "fashion-mnist", "cifar10", "mnist+fashion-mnist"):
+    for ds in ("mnist", "fashion-mnist", "cifar10", "cifar100", "mnist+fashion-mnist"):
         cat = T.task_catalogue(ds)
         part = T.groups(ds)
         assert cat["all"].kind == "full" and "random_labels" in cat

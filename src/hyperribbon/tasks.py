@@ -77,12 +77,31 @@ CLASS_NAMES: dict[str, tuple[str, ...]] = {
                       "Shirt", "Sneaker", "Bag", "Ankle boot"),
     "cifar10": ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
                 "ship", "truck"),
+    "cifar100": ("apple", "aquarium_fish", "baby", "bear", "beaver", "bed", "bee",
+                 "beetle", "bicycle", "bottle", "bowl", "boy", "bridge", "bus",
+                 "butterfly", "camel", "can", "castle", "caterpillar", "cattle", "chair",
+                 "chimpanzee", "clock", "cloud", "cockroach", "couch", "crab", "crocodile",
+                 "cup", "dinosaur", "dolphin", "elephant", "flatfish", "forest", "fox",
+                 "girl", "hamster", "house", "kangaroo", "keyboard", "lamp", "lawn_mower",
+                 "leopard", "lion", "lizard", "lobster", "man", "maple_tree", "motorcycle",
+                 "mountain", "mouse", "mushroom", "oak_tree", "orange", "orchid", "otter",
+                 "palm_tree", "pear", "pickup_truck", "pine_tree", "plain", "plate",
+                 "poppy", "porcupine", "possum", "rabbit", "raccoon", "ray", "road",
+                 "rocket", "rose", "sea", "seal", "shark", "shrew", "skunk", "skyscraper",
+                 "snail", "snake", "spider", "squirrel", "streetcar", "sunflower",
+                 "sweet_pepper", "table", "tank", "telephone", "television", "tiger",
+                 "tractor", "train", "trout", "tulip", "turtle", "wardrobe", "whale",
+                 "willow_tree", "wolf", "woman", "worm"),
 }
 
 # (lemma, sense number in index.noun) per class, in label order. Sense 1 unless WordNet's
 # first sense is another meaning: zero.n.01 is "nothing" (a quantity), zero.n.02 the digit.
 # WordNet has no "ankle boot": boot.n.01 ("footwear that covers the whole foot and lower
-# leg"). "Bag" is bag.n.01 (a flexible container), not handbag (bag.n.04).
+# leg"). "Bag" is bag.n.01 (a flexible container), not handbag (bag.n.04). CIFAR-100: the
+# animal, plant or object sense of each name (ray.n.07 the fish, seal.n.09 the mammal,
+# table.n.02 the furniture, ...); WordNet has no "aquarium fish": fish.n.01; the trees
+# by their genus noun (maple.n.02, oak.n.02, palm.n.03, pine.n.01, willow.n.01); boy and
+# girl as male_child.n.01 and female_child.n.01.
 CLASS_SENSES: dict[str, tuple[tuple[str, int], ...]] = {
     "mnist": (("zero", 2), ("one", 1), ("two", 1), ("three", 1), ("four", 1), ("five", 1),
               ("six", 1), ("seven", 1), ("eight", 1), ("nine", 1)),
@@ -91,6 +110,29 @@ CLASS_SENSES: dict[str, tuple[tuple[str, int], ...]] = {
                       ("boot", 1)),
     "cifar10": (("airplane", 1), ("automobile", 1), ("bird", 1), ("cat", 1), ("deer", 1),
                 ("dog", 1), ("frog", 1), ("horse", 1), ("ship", 1), ("truck", 1)),
+    "cifar100": (("apple", 1), ("fish", 1), ("baby", 1), ("bear", 1), ("beaver", 7),
+                 ("bed", 1), ("bee", 1), ("beetle", 1), ("bicycle", 1), ("bottle", 1),
+                 ("bowl", 1), ("boy", 1), ("bridge", 1), ("bus", 1), ("butterfly", 1),
+                 ("camel", 1), ("can", 1), ("castle", 2), ("caterpillar", 1),
+                 ("cattle", 1), ("chair", 1), ("chimpanzee", 1), ("clock", 1),
+                 ("cloud", 2), ("cockroach", 1), ("couch", 1), ("crab", 1),
+                 ("crocodile", 1), ("cup", 1), ("dinosaur", 1), ("dolphin", 2),
+                 ("elephant", 1), ("flatfish", 2), ("forest", 1), ("fox", 1), ("girl", 2),
+                 ("hamster", 1), ("house", 1), ("kangaroo", 1), ("keyboard", 1),
+                 ("lamp", 1), ("lawn_mower", 1), ("leopard", 2), ("lion", 1),
+                 ("lizard", 1), ("lobster", 2), ("man", 1), ("maple", 2),
+                 ("motorcycle", 1), ("mountain", 1), ("mouse", 1), ("mushroom", 2),
+                 ("oak", 2), ("orange", 1), ("orchid", 1), ("otter", 2), ("palm", 3),
+                 ("pear", 1), ("pickup_truck", 1), ("pine", 1), ("plain", 1), ("plate", 4),
+                 ("poppy", 1), ("porcupine", 1), ("possum", 1), ("rabbit", 1),
+                 ("raccoon", 2), ("ray", 7), ("road", 1), ("rocket", 1), ("rose", 1),
+                 ("sea", 1), ("seal", 9), ("shark", 1), ("shrew", 2), ("skunk", 4),
+                 ("skyscraper", 1), ("snail", 1), ("snake", 1), ("spider", 1),
+                 ("squirrel", 1), ("streetcar", 1), ("sunflower", 1), ("sweet_pepper", 2),
+                 ("table", 2), ("tank", 1), ("telephone", 1), ("television", 3),
+                 ("tiger", 2), ("tractor", 1), ("train", 1), ("trout", 2), ("tulip", 1),
+                 ("turtle", 2), ("wardrobe", 1), ("whale", 2), ("willow", 1), ("wolf", 1),
+                 ("woman", 1), ("worm", 1)),
 }
 
 SOURCE: dict[str, str] = {
@@ -554,7 +596,7 @@ def _groups_at(height: int, dataset: str, facts: dict) -> list[tuple[str, tuple[
     cands = {}
     for h in set().union(*ups):
         cls = tuple(i for i in range(len(offs)) if ups[i].get(h, height + 1) <= height)
-        if cls:
+        if cls and len(cls) == sum(h in u for u in ups):  # all of h's classes are near
             score = (-len(cls), sum(ups[i][h] for i in cls), _word(h, facts))
             cands[cls] = min(cands.get(cls, score), score)
     spans = _spans(dataset, facts)
@@ -563,10 +605,13 @@ def _groups_at(height: int, dataset: str, facts: dict) -> list[tuple[str, tuple[
     out = []
     for cls in sorted(cands, key=cands.__getitem__):
         if taken.isdisjoint(cls):
-            name = spans[cls] if len(cls) > 1 and cls in spans else "_".join(
-                names[i].lower().replace(" ", "_") for i in cls)
+            name = spans[cls] if len(cls) > 1 else names[cls[0]].lower().replace(" ", "_")
             out.append((name, cls))
             taken.update(cls)
+    # a class whose own synset spans other classes (fish.n.01 over ray, shark, trout) is
+    # not a candidate of its own: left over, it is a group alone
+    out += [(names[i].lower().replace(" ", "_"), (i,)) for i in range(len(offs))
+            if i not in taken]
     return sorted(out, key=lambda g: g[1][0])
 
 
@@ -574,17 +619,17 @@ def groups(dataset: str, height: int | None = None,
            facts: dict | None = None) -> list[tuple[str, tuple[int, ...]]]:
     """Partition of the classes into WordNet groups, derived from the hypernym graph.
 
-    A candidate group is the set of classes at most ``height`` hypernym steps below one
-    hypernym; candidates are taken greedily, largest first (ties: fewest summed steps,
-    then name), skipping any that overlaps one already taken; classes left over are
-    groups of their own. ``height=None`` takes the smallest height that leaves at most
-    C/2 groups (Fashion-MNIST: 2, CIFAR-10: 3, MNIST: 1).
+    A candidate group is the set of all classes under one hypernym, when every one of
+    them is at most ``height`` hypernym steps below it; candidates are taken greedily,
+    largest first (ties: fewest summed steps, then name), skipping any that overlaps one
+    already taken; classes left over are groups of their own. ``height=None`` takes the
+    smallest height that leaves at most C/2 groups (Fashion-MNIST: 2, CIFAR-10: 4,
+    MNIST: 1).
 
     Returns
     -------
     list of (name, classes), ordered by first class; name = the head word of the lowest
-    hypernym spanning exactly those classes, else the class names joined by "_"
-    (singletons; CIFAR-10's {bird, frog}: their hypernym "vertebrate" spans more).
+    hypernym spanning exactly those classes (a singleton: the class name).
     """
     facts = facts or load_facts()
     if height is not None:
@@ -622,7 +667,7 @@ def _diverse(dataset: str, size: int, partition: list[tuple[str, tuple[int, ...]
                      "natural ones")
 
 
-def task_catalogue(dataset: str, *, height: int | None = None, pairs: bool = True,
+def task_catalogue(dataset: str, *, height: int | None = None, pairs: bool | None = None,
                    diverse_seed: int = 0, random_seed: int = 0,
                    facts: dict | None = None) -> dict[str, Task]:
     """Every named task of a dataset.
@@ -630,7 +675,7 @@ def task_catalogue(dataset: str, *, height: int | None = None, pairs: bool = Tru
     * ``all`` (full);
     * natural: each class set spanned by a hypernym (:func:`hypernym_tasks`) and, with
       ``pairs``, each union of two multi-class groups of :func:`groups` that is not
-      already one (named ``a+b``);
+      already one (named ``a+b``; ``pairs=None``: when there are at most 6 such groups);
     * ``every_other`` (strided: classes 0, 2, 4, ...);
     * ``diverse_<group>`` for each multi-class group: as many classes, spread over as many
       groups as possible (seeded by ``diverse_seed``); none when there is one group;
@@ -649,7 +694,7 @@ def task_catalogue(dataset: str, *, height: int | None = None, pairs: bool = Tru
         seen.add(t.classes)
     part = groups(dataset, height, facts)
     multi = [(n, c) for n, c in part if len(c) >= 2]
-    if pairs:
+    if pairs or (pairs is None and len(multi) <= 6):
         for i, (na, ca) in enumerate(multi):
             for nb, cb in multi[i + 1:]:
                 cls = tuple(sorted(ca + cb))
