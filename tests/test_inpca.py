@@ -12,12 +12,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hyperribbon.inpca import (
+    ClampWarning,
+    RowStack,
     bhattacharyya,
     bhattacharyya_paired,
+    compare_embeddings,
+    cross_block,
     double_centre,
+    double_centre_inplace,
     explained_stress,
     inpca,
     kernel_available,
+    landmark_inpca,
+    sum_tolerance,
+    top_eigenpairs,
 )
 
 BACKENDS = ["torch", pytest.param("kernel", marks=pytest.mark.skipif(
@@ -65,6 +73,7 @@ def test_zero_diagonal_and_exact_symmetry(backend):
 
 
 @FAST
+@pytest.mark.filterwarnings("ignore::hyperribbon.inpca.ClampWarning")
 @given(n=st.integers(1, 40), nq=st.integers(1, 20), m=st.integers(1, 40),
        c=st.integers(2, 12), chunk=st.integers(1, 70), seed=st.integers(0, 2**32 - 1),
        alpha=st.sampled_from([0.05, 0.5, 3.0]))
@@ -283,3 +292,273 @@ def test_inpca_rejects_bad_input():
         inpca(np.zeros((3, 4)))
     with pytest.raises(ValueError, match="k must"):
         inpca(np.zeros((3, 3)), k=4)
+
+
+# --- Scale: row blocks, memory maps, lazy inputs --------------------------------------
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_blocked_and_memmapped_equal_in_memory(backend, tmp_path):
+    """Row blocks (the last one ragged), a .npy memory map, a float32 output and a torch
+    tensor output all hold the one-block result; the blocks agree with the definition."""
+    rng = np.random.default_rng(20)
+    P = random_models(rng, 150, 30, 5, alpha=0.5)
+    kw = dict(backend=backend, device="cpu", chunk=7)
+    D = bhattacharyya(P, **kw)
+    Db = bhattacharyya(P, block=64, **kw)
+    np.testing.assert_allclose(Db, D, rtol=0, atol=1e-14)
+    assert np.array_equal(Db, Db.T)
+    if backend == "kernel":
+        assert np.array_equal(Db, D)  # the kernel is bitwise independent of the blocks
+    Dm = bhattacharyya(P, block=64, out=tmp_path / "D.npy", **kw)
+    assert isinstance(Dm, np.memmap)
+    Dm.flush()
+    assert np.array_equal(np.load(tmp_path / "D.npy", mmap_mode="r"), Db)
+    D32 = bhattacharyya(P, block=128, out=np.zeros((150, 150), np.float32), **kw)
+    np.testing.assert_allclose(D32, D, rtol=1e-6, atol=1e-15)
+    Dt = bhattacharyya(P, block=64, out=torch.zeros(150, 150, dtype=torch.float64), **kw)
+    np.testing.assert_allclose(Dt.numpy(), D, rtol=0, atol=1e-14)
+    sub = double_loop(P[:70:7], P[:70:7])
+    np.testing.assert_allclose(Db[:70:7, :70:7], sub, rtol=0, atol=1e-12)
+    Q = random_models(rng, 9, 30, 5, alpha=0.5)
+    np.testing.assert_allclose(bhattacharyya(P, Q, block=64, **kw), double_loop(P, Q),
+                               rtol=0, atol=1e-12)
+
+
+def test_lazy_inputs_equal_arrays(tmp_path):
+    """A float32 .npy memory map and a RowStack of runs give the distances of the same
+    numbers held in memory."""
+    rng = np.random.default_rng(21)
+    P = random_models(rng, 90, 25, 10).astype(np.float32)
+    np.save(tmp_path / "P.npy", P)
+    mm = np.load(tmp_path / "P.npy", mmap_mode="r")
+    D = bhattacharyya(P, device="cpu")
+    assert np.array_equal(bhattacharyya(mm, device="cpu", block=64), D)
+    stack = RowStack([P[:10], P[10:11], P[11:70], P[70:]])
+    assert np.array_equal(bhattacharyya(stack, device="cpu", block=64), D)
+    np.testing.assert_allclose(bhattacharyya(stack, device="cpu", backend="torch", block=64),
+                               D, atol=1e-13)
+
+
+def test_row_stack():
+    rng = np.random.default_rng(22)
+    runs = [random_models(rng, k, 6, 3) for k in (4, 1, 5)]
+    stack = RowStack(runs[:1] + [runs[1][0]] + runs[2:], names=["a", "b", "c"])
+    full = np.concatenate(runs)
+    assert stack.shape == (10, 6, 3) and len(stack) == 10
+    np.testing.assert_array_equal(stack[2:7], full[2:7])
+    np.testing.assert_array_equal(stack[3:9, 1:4], full[3:9, 1:4])
+    np.testing.assert_array_equal(stack[4], full[4])
+    np.testing.assert_array_equal(stack[-1], full[-1])
+    assert stack[7:7].shape == (0, 6, 3)
+    np.testing.assert_array_equal(stack.run, [0] * 4 + [1] + [2] * 5)
+    np.testing.assert_array_equal(stack.checkpoint, [0, 1, 2, 3, 0, 0, 1, 2, 3, 4])
+    with pytest.raises(ValueError, match="b: shape"):
+        RowStack([runs[0], runs[0][:, :5]], names=["a", "b"])
+    with pytest.raises(TypeError, match="contiguous"):
+        stack[::2]
+
+
+def test_cross_block_and_incremental_projection():
+    """D(new, reference) assembled in blocks equals the direct matrix; adding models in
+    two batches places them where one batch does."""
+    rng = np.random.default_rng(23)
+    ref, new = random_models(rng, 40, 30, 4), random_models(rng, 25, 30, 4)
+    Dx = cross_block(RowStack([new[:11], new[11:]]), ref, block=7, device="cpu")
+    np.testing.assert_allclose(Dx, double_loop(new, ref), rtol=0, atol=1e-12)
+    r = inpca(bhattacharyya(ref, device="cpu"), k=3)
+    once = r.project(Dx)
+    twice = np.concatenate([r.project(cross_block(new[:10], ref, device="cpu")),
+                            r.project(cross_block(new[10:], ref, device="cpu"))])
+    np.testing.assert_allclose(twice, once, atol=1e-12)
+
+
+# --- In-place centring and partial eigensolvers ----------------------------------------
+
+def test_double_centre_inplace_equals_double_centre(tmp_path):
+    rng = np.random.default_rng(24)
+    A = rng.random((173, 173))
+    D = A + A.T
+    ref = double_centre(D)
+    for W in (D.copy(), np.lib.format.open_memmap(tmp_path / "W.npy", "w+", np.float64,
+                                                   D.shape),
+              torch.from_numpy(D.copy())):
+        W[:] = torch.from_numpy(D) if isinstance(W, torch.Tensor) else D
+        r, g, total = double_centre_inplace(W)
+        np.testing.assert_allclose(np.asarray(W), ref, rtol=0, atol=1e-13)
+        np.testing.assert_allclose(r, D.mean(axis=0), rtol=1e-14)
+        assert g == pytest.approx(D.mean(), rel=1e-14)
+        assert total == pytest.approx(np.sum(ref**2), rel=1e-12)
+        assert total == pytest.approx(np.sum(np.linalg.eigvalsh(ref) ** 2), rel=1e-10)
+    W32 = D.astype(np.float32)
+    double_centre_inplace(W32)
+    np.testing.assert_allclose(W32, ref, atol=1e-5)
+
+
+def centred_matrix(rng, n, spectrum):
+    """A double-centred symmetric matrix with the given leading eigenvalues (eigenvectors
+    orthogonal to 1) and a small random tail."""
+    Q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    Q = Q - Q.mean(axis=0)  # orthogonal to 1 ...
+    Q, _ = np.linalg.qr(Q[:, : n - 1])  # ... and orthonormal again
+    lam = np.concatenate([spectrum, 0.05 * rng.standard_normal(n - 1 - len(spectrum))])
+    W = (Q * lam) @ Q.T
+    return (W + W.T) / 2
+
+
+@pytest.mark.parametrize("spectrum", [
+    [9.0, -7.0, 5.0, 4.0, -3.0, 2.5, 2.0, 1.5],
+    [-12.0, 6.0, -5.5, 5.0, 3.0, -2.0, 1.5, 1.2],  # time-like (negative) leading direction
+])
+def test_partial_eigensolvers_match_full_eigh(spectrum):
+    rng = np.random.default_rng(25)
+    W = centred_matrix(rng, 400, spectrum)
+    np.testing.assert_allclose(double_centre(-2 * W), W, atol=1e-12)  # L W L = W
+    lam, V = np.linalg.eigh(W)
+    order = np.argsort(-np.abs(lam))[:8]
+    lam, V = lam[order], V[:, order]
+    np.testing.assert_allclose(lam, spectrum, atol=0.2)
+    assert np.sign(lam[0]) == np.sign(spectrum[0])
+    for method, X in [("arpack", W), ("subspace", W), ("subspace", torch.from_numpy(W)),
+                      ("eigh", W)]:
+        got, U = top_eigenpairs(X, 8, method=method)
+        np.testing.assert_allclose(got, lam, rtol=1e-9, err_msg=method)
+        np.testing.assert_allclose(np.abs(np.sum(U * V, axis=0)), 1.0, atol=1e-9,
+                                   err_msg=method)
+    got, _ = top_eigenpairs(torch.from_numpy(W).float(), 4, method="subspace")
+    np.testing.assert_allclose(got, lam[:4], rtol=1e-4)
+
+
+def test_inpca_overwrite_memmap_and_torch_match(tmp_path):
+    rng = np.random.default_rng(26)
+    P = random_models(rng, 300, 40, 10, alpha=0.3)
+    D = bhattacharyya(P, device="cpu")
+    full = inpca(D, k=5, solver="full")
+    Dm = bhattacharyya(P, device="cpu", out=tmp_path / "D.npy", block=128)
+    part = inpca(Dm, k=5, solver="subspace", overwrite=True)
+    np.testing.assert_allclose(np.asarray(Dm), double_centre(D), atol=1e-13)  # D became W
+    tens = inpca(torch.from_numpy(D), k=5)
+    for r in (part, tens):
+        np.testing.assert_allclose(r.eigenvalues, full.eigenvalues, rtol=1e-9)
+        np.testing.assert_allclose(r.coords, full.coords, atol=1e-8)
+        np.testing.assert_allclose(r.explained_stress, full.explained_stress, atol=1e-12)
+        assert r.total == pytest.approx(full.total, rel=1e-12)
+        np.testing.assert_allclose(r.row_means, D.mean(axis=0), rtol=1e-13)
+    np.testing.assert_allclose(D, bhattacharyya(P, device="cpu"))  # not overwritten
+
+
+# --- Landmark InPCA --------------------------------------------------------------------
+
+def test_landmarks_all_points_reproduce_exact_embedding():
+    rng = np.random.default_rng(27)
+    P = random_models(rng, 80, 30, 6, alpha=0.5)
+    exact = inpca(bhattacharyya(P, device="cpu"), k=4, solver="full")
+    lm = landmark_inpca(P, 4, np.arange(80), device="cpu", block=23)
+    np.testing.assert_array_equal(lm.landmarks, np.arange(80))
+    np.testing.assert_allclose(lm.coords, exact.coords, atol=1e-10)
+    np.testing.assert_allclose(lm.eigenvalues, exact.eigenvalues, rtol=1e-12)
+    assert compare_embeddings(lm.coords, exact.coords, exact.signs) < 1e-10
+
+
+def test_landmarks_approximate_a_low_dimensional_set():
+    """Models on a 2-d latent manifold: 60 landmarks of 300 embed the rest close to the
+    exact embedding (by embedded distances), and the drawn landmarks are exact."""
+    rng = np.random.default_rng(28)
+    basis = rng.standard_normal((2, 40, 5))
+    z = rng.standard_normal((300, 2)) * [2.0, 1.0]
+    x = np.einsum("nk,kmc->nmc", z, basis)
+    P = np.exp(x - x.max(-1, keepdims=True))
+    P /= P.sum(-1, keepdims=True)
+    exact = inpca(bhattacharyya(P, device="cpu"), k=3, solver="full")
+    lm = landmark_inpca(P, 3, 60, seed=1, device="cpu", block=64)
+    assert lm.landmarks.size == 60 and np.all(np.diff(lm.landmarks) > 0)
+    np.testing.assert_allclose(lm.coords[lm.landmarks], lm.reference.coords, atol=0)
+    diff = compare_embeddings(lm.coords, exact.coords, lm.signs, exact.signs)
+    assert diff < 0.1
+    assert compare_embeddings(rng.permutation(exact.coords), exact.coords,
+                              exact.signs) > 0.5
+
+
+def test_compare_embeddings_invariances():
+    rng = np.random.default_rng(29)
+    X = rng.standard_normal((50, 3))
+    signs = np.array([1.0, 1.0, -1.0])
+    R, _ = np.linalg.qr(rng.standard_normal((2, 2)))
+    Y = X.copy()
+    Y[:, :2] = X[:, :2] @ R  # a rotation of the space-like axes
+    Y = -Y + 5.0  # reflected and shifted
+    assert compare_embeddings(Y, X, signs, sample=30) < 1e-12
+    with pytest.raises(ValueError, match="same models"):
+        compare_embeddings(X, X[:10], signs)
+
+
+# --- The clamp, reported; tolerance of the row sums ------------------------------------
+
+def disjoint(n, M=5, C=6):
+    P = np.zeros((n, M, C))
+    for i in range(n):
+        P[i, :, i] = 1.0
+    return P
+
+
+def test_clamp_is_reported_wherever_d_B_is_computed():
+    from hyperribbon.trajectory import (
+        progress,
+        trajectory_distance,
+        trajectory_distances,
+        tube_widths,
+        uniform,
+    )
+
+    P = disjoint(3)
+    with pytest.warns(ClampWarning, match=r"bhattacharyya: 30 of 45 "):
+        bhattacharyya(P, device="cpu")
+    with pytest.warns(ClampWarning, match=r"bhattacharyya_paired: 5 of 5 "):
+        d = bhattacharyya_paired(P[0], P[1])
+    assert d == pytest.approx(-np.log(1e-12))
+    assert bhattacharyya_paired(P[:2], P[1:], return_clamped=True)[1] == 10
+    with pytest.warns(ClampWarning, match="cross_block"):
+        cross_block(P[:1], P[1:], device="cpu")
+    with pytest.warns(ClampWarning, match=r"trajectory_distance: 10 of 10 "):
+        trajectory_distance(P[:2], P[1:])
+    with pytest.warns(ClampWarning, match=r"trajectory_distances: 20 of 40 ") as rec:
+        trajectory_distances(np.stack([P[:2], P[1:]]), device="cpu")
+    assert len(rec) == 1
+    truth = P[0]  # one-hot on class 0: a model sure of class 1 has g_n(t) -> 0 as t -> 1
+    with pytest.warns(ClampWarning, match=r"progress: 5 of 5 "):
+        progress(P[1], uniform(5, 6), truth, bounds=(1 - 1e-14, 1.0))
+    import warnings
+
+    R = random_models(np.random.default_rng(30), 4, 5, 6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ClampWarning)
+        bhattacharyya(R, device="cpu")
+        bhattacharyya(P, device="cpu", return_clamped=True)  # the caller gets the count
+        bhattacharyya_paired(R, R)
+        progress(R, uniform(5, 6), truth)
+        tube_widths(np.stack([R, R]))
+
+
+def test_tube_widths_report_the_clamp(monkeypatch):
+    """Seeds never clamp against their own mean (it shares their support), so the count
+    is injected to check that tube_widths reports what bhattacharyya_paired counts."""
+    import hyperribbon.trajectory as tr
+
+    monkeypatch.setattr(tr, "bhattacharyya_paired",
+                        lambda P, Q, return_clamped: (np.zeros(len(P)), 3))
+    with pytest.warns(ClampWarning, match=r"tube_widths: 3 of 20 "):
+        tr.tube_widths(np.stack([disjoint(2), disjoint(2)]))
+
+
+def test_row_sum_tolerance_fits_float32_softmax_over_1000_classes():
+    logits = torch.randn(8, 64, 1000, generator=torch.Generator().manual_seed(0)) * 4
+    P32 = torch.softmax(logits, dim=-1)  # float32, as networks store predictions
+    err = (P32.double().sum(-1) - 1).abs().max().item()
+    assert 0 < err <= sum_tolerance(torch.float32, 1000)
+    assert sum_tolerance(np.float32, 1000) == pytest.approx(1000 * np.finfo(np.float32).eps)
+    assert sum_tolerance(np.float64, 10) == 1e-5
+    bhattacharyya(P32[:3], device="cpu")  # validates
+    X = P32.double().numpy()[:2].copy()
+    X[1, 5] *= 1 + 5e-5  # a row off by 5e-5: fine in float32 over 1000 classes ...
+    bhattacharyya(X.astype(np.float32), device="cpu")
+    with pytest.raises(ValueError, match=r"P\[1, 5\].*sum to 1"):  # ... not in float64
+        bhattacharyya(X, device="cpu")
