@@ -114,7 +114,7 @@ from hyperribbon.linear import (
 
 check_linear_params(rates=rates, ratios=ratios, T_list=T_list, d=d, n=n, n_init=n_init,
                     n_ckpt=n_ckpt, sgd_batch=sgd_batch, eta_frac=eta_frac,
-                    image_train=image_train, image_eval=image_eval)
+                    image_train=image_train, image_eval=image_eval, image_set=image_set)
 t_start = time.perf_counter()
 K = min(20, n_init * n_ckpt)  # explained stress is tracked up to this many dimensions
 for key, v in [("ch06-d", d), ("ch06-n", n), ("ch06-C", n_classes), ("ch06-R", n_init),

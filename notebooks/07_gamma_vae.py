@@ -100,8 +100,8 @@ for name, v in [("ch07-n-seeds", n_seeds), ("ch07-n-rows", data.X.shape[0]),
 #
 # The papers' data — UCSC Xena's TCGA + TARGET + GTEx recompute {cite}`vivian2017toil`
 # and the in-vitro LARRY data of {cite:t}`weinreb2020lineage` — are registered in
-# `data/expression.yml` with their sources, licenses and citations; with a network,
-# `hyperribbon data get xena` (or `weinreb`) puts them under the data root,
+# `data/datasets.yml` (kind: expression) with their sources, licenses and citations;
+# with a network, `hyperribbon data get xena` (or `weinreb`) puts them under the data root,
 # and `dataset=xena` or `dataset=weinreb` runs this chapter on them. They cannot be
 # fetched where the book is built, so by default it runs on **synthetic data with known
 # geometry**, named as such in every output: this run used

@@ -153,12 +153,28 @@ def test_read_idx_rejects_non_idx(tmp_path):
 
 def test_registry_of_the_compendium_is_complete():
     reg = data.registry()
-    assert {"mnist", "fashion-mnist", "cifar10"} <= set(reg)
+    assert {"mnist", "fashion-mnist", "cifar10", "xena", "weinreb"} <= set(reg)
     for name, e in reg.items():
-        for key in ("folder", "format", "splits", "files", "source", "license", "citation"):
+        assert e.get("kind") in ("images", "expression"), name
+        assert "sizes" in e, f"{name}: sizes missing"
+        for key in ("folder", "format", "files", "source", "license", "citation"):
             assert e.get(key), f"{name}: {key} missing"
-        for split in e["splits"].values():
-            assert set(split) <= set(e["files"])
+        if e["kind"] == "images":
+            assert set(e["sizes"]) == set(e["splits"]) and e.get("shape")
+            for split in e["splits"].values():
+                assert set(split) <= set(e["files"])
+        else:
+            assert all(spec["url"].startswith("https://") for spec in e["files"].values())
+
+
+def test_registered_sizes_are_the_published_ones():
+    # LeCun et al. 1998 and Xiao et al. 2017: 60000 + 10000; Krizhevsky 2009: 50000 + 10000
+    assert [data.size(n, s) for n in ("mnist", "fashion-mnist", "cifar10")
+            for s in ("train", "test")] == [60000, 10000] * 2 + [50000, 10000]
+    with pytest.raises(data.DataError, match="no registered size of split 'val'"):
+        data.size("mnist", "val")
+    with pytest.raises(data.UnknownDataset, match="unknown dataset 'nope'"):
+        data.size("nope", "train")
 
 
 @pytest.mark.skipif(not os.environ.get("HYPERRIBBON_DATA"),
@@ -166,7 +182,7 @@ def test_registry_of_the_compendium_is_complete():
 @pytest.mark.parametrize("name", ["mnist", "fashion-mnist"])
 def test_real_datasets_verify_and_load(name):
     x, y = data.load_images(name, "test", download=False)
-    assert x.shape == (10000, 1, 28, 28) and y.shape == (10000,)
+    assert x.shape == (data.size(name, "test"), 1, 28, 28) and y.shape == (10000,)
     assert 0.0 <= float(x.min()) and float(x.max()) <= 1.0
     assert sorted(set(y.tolist())) == list(range(10))
     assert np.bincount(y.numpy()).min() > 800  # every class present in force

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import pdist
 
+from hyperribbon import data
 from hyperribbon import expression as ex
 from hyperribbon.data import DataError, verified_files
 
@@ -282,15 +283,14 @@ def test_load_weinreb(weinreb):
 
 
 def test_missing_dataset_says_how_to_get_it(xena, tmp_path):
-    with pytest.raises(DataError) as e:
-        ex.locate("xena", tmp_path / "empty", xena["reg"])
+    with pytest.raises(data.DataMissing) as e:
+        ex.check_available("xena", tmp_path / "empty", xena["reg"])
     msg = str(e.value)
     assert "https://x/m.gz" in msg and "dataset=synthetic" in msg and "data get xena" in msg
-    assert not ex.available("xena", tmp_path / "empty", xena["reg"])
-    assert ex.available("xena", xena["root"], xena["reg"])
-    assert ex.available("synthetic")
-    with pytest.raises(DataError, match="unknown expression dataset"):
-        ex.locate("nope", xena["root"], xena["reg"])
+    ex.check_available("xena", xena["root"], xena["reg"])
+    ex.check_available("synthetic")
+    with pytest.raises(data.UnknownDataset, match="unknown dataset 'nope'"):
+        data.locate("nope", root=xena["root"], reg=xena["reg"])
     with pytest.raises(DataError, match="unknown expression dataset"):
         ex.load("nope")
 
@@ -299,11 +299,12 @@ def test_registered_checksum_is_verified(xena):
     m = xena["folder"] / "TcgaTargetGtex_rsem_gene_tpm.gz"
     spec = xena["reg"]["xena"]["files"]["TcgaTargetGtex_rsem_gene_tpm.gz"]
     spec["sha256"] = sha_gz(m)  # of the uncompressed bytes
-    assert ex.locate("xena", xena["root"], xena["reg"])["TcgaTargetGtex_rsem_gene_tpm.gz"] == m
+    found = data.locate("xena", root=xena["root"], reg=xena["reg"])
+    assert found["TcgaTargetGtex_rsem_gene_tpm.gz"] == m
     assert verified_files()[str(m)] == spec["sha256"]  # recorded for the run's provenance
     spec["sha256"] = "0" * 64
     with pytest.raises(DataError, match="sha256 mismatch"):
-        ex.locate("xena", xena["root"], xena["reg"])
+        data.locate("xena", root=xena["root"], reg=xena["reg"])
 
 
 def test_fetch_downloads_from_the_registered_urls(xena, tmp_path, monkeypatch):
@@ -314,26 +315,26 @@ def test_fetch_downloads_from_the_registered_urls(xena, tmp_path, monkeypatch):
     reg["xena"]["files"] = {fn: {"url": (src / fn).as_uri()} for fn in
                             ("TcgaTargetGtex_rsem_gene_tpm.gz",
                              "TcgaTargetGTEX_phenotype.txt.gz")}
-    out = ex.fetch("xena", tmp_path / "dl", reg)
+    out = data.fetch("xena", tmp_path / "dl", reg)
     assert (out / "TcgaTargetGtex_rsem_gene_tpm.gz").read_bytes() == \
         (src / "TcgaTargetGtex_rsem_gene_tpm.gz").read_bytes()
     reg["xena"]["files"]["TcgaTargetGTEX_phenotype.txt.gz"]["url"] = (tmp_path / "no").as_uri()
     (out / "TcgaTargetGTEX_phenotype.txt.gz").unlink()
     with pytest.raises(DataError, match="failed"):
-        ex.fetch("xena", tmp_path / "dl", reg)
+        data.fetch("xena", tmp_path / "dl", reg)
     monkeypatch.setenv("HYPERRIBBON_DOWNLOAD", "0")  # downloads off: refused, nothing written
     with pytest.raises(DataError, match="downloads are off"):
-        ex.fetch("xena", tmp_path / "dl2", reg)
+        data.fetch("xena", tmp_path / "dl2", reg)
     assert not (tmp_path / "dl2").exists()
 
 
 def test_check_reports_present_missing_and_corrupt(xena, tmp_path):
-    (st,) = ex.check(xena["root"], xena["reg"])
+    (st,) = data.check(xena["root"], xena["reg"])
     assert (st.name, st.status) == ("xena", "present") and "no registered sha256" in st.detail
-    assert ex.check(tmp_path / "empty", xena["reg"])[0].status == "missing"
-    assert ex.check(tmp_path / "no sha256 mismatch", xena["reg"])[0].status == "missing"
+    assert data.check(tmp_path / "empty", xena["reg"])[0].status == "missing"
+    assert data.check(tmp_path / "no sha256 mismatch", xena["reg"])[0].status == "missing"
     xena["reg"]["xena"]["files"]["TcgaTargetGtex_rsem_gene_tpm.gz"]["sha256"] = "0" * 64
-    assert ex.check(xena["root"], xena["reg"])[0].status == "corrupt"
+    assert data.check(xena["root"], xena["reg"])[0].status == "corrupt"
 
 
 def test_cli_data_check_lists_expression_sets(tmp_path, monkeypatch, capsys):
@@ -345,14 +346,13 @@ def test_cli_data_check_lists_expression_sets(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "xena" in out and "weinreb" in out and "missing" in out and "mnist" not in out
     assert main(["data", "check", "nope"]) == 2
-    assert "unknown dataset nope" in capsys.readouterr().err
+    assert "unknown dataset 'nope'" in capsys.readouterr().err
     assert main(["data", "get", "xena"]) == 1  # downloads off: a clear error
     assert "downloads are off" in capsys.readouterr().err
 
 
 def test_repository_registry_lists_both_datasets():
-    reg = ex.registry()
-    assert ex.registry_path().name == "expression.yml"
+    reg = data.registry()
     for name, keys in (("xena", ("matrix", "phenotype")),
                        ("weinreb", ("counts", "genes", "metadata", "clones"))):
         e = reg[name]

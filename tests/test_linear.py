@@ -235,6 +235,10 @@ def test_check_linear_params():
               n_ckpt=3, sgd_batch=5, eta_frac=0.5, image_train=10, image_eval=10)
     L.check_linear_params(**ok)
     for key, bad in [("rates", [0.1]), ("ratios", [0.1, 0.5]), ("n", 3), ("sgd_batch", 50),
-                     ("eta_frac", 2.5)]:
+                     ("eta_frac", 2.5), ("image_train", 60001), ("image_eval", 10001)]:
         with pytest.raises(ValueError, match=key):
             L.check_linear_params(**{**ok, key: bad})
+    # CIFAR-10 has 50000 training images, Fashion-MNIST 60000 (the registry's sizes)
+    L.check_linear_params(**{**ok, "image_train": 55000})
+    with pytest.raises(ValueError, match="image_train = 55000: cifar10 has 50000"):
+        L.check_linear_params(**{**ok, "image_train": 55000, "image_set": "cifar10"})

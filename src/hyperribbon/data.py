@@ -1,12 +1,15 @@
-"""Datasets: registry, lookup, checksum verification, loaders.
+"""Datasets: the one registry, lookup, checksum verification, downloads, image loaders.
 
-One data root (``HYPERRIBBON_DATA``, default ``data/raw`` under the compendium) in
-torchvision's layout, ``<root>/<folder>/<file>``. A file is looked up there, then in the
-dataset's system locations (e.g. Debian's ``/usr/share/datasets/fashion-mnist``, where
-files are gzip'd), then (when allowed) downloaded through torchvision. Every file's hash
-(of the uncompressed bytes) is checked against ``data/datasets.yml`` before use; a
-mismatch is a :class:`DataError` naming the file and both hashes. Nothing is used
-silently and nothing is overwritten.
+Every dataset the compendium reads is an entry of ``data/datasets.yml`` with its
+``kind`` (``images``: small, fetched through torchvision when missing; ``expression``:
+large, fetched from the registered URLs only on request), its ``sizes``, files and
+hashes, source, license and citation. One data root (``HYPERRIBBON_DATA``, default
+``data/raw`` under the compendium) in torchvision's layout, ``<root>/<folder>/<file>``.
+A file is looked up there, then in the dataset's system locations (e.g. Debian's
+``/usr/share/datasets/fashion-mnist``, where files are gzip'd). Every file with a
+registered hash (of the uncompressed bytes) is checked before use; a mismatch is a
+:class:`DataError` naming the file and both hashes. Nothing is used silently and nothing
+is overwritten.
 """
 
 from __future__ import annotations
@@ -16,14 +19,15 @@ import hashlib
 import os
 import pickle
 import socket
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from .paths import data_root, repo_root
+from .util import InputError, atomic_path, read_yaml
 
 _VERIFIED: dict[str, str] = {}
 _HASH_CACHE: dict[tuple[str, int, int, str], str] = {}
@@ -35,6 +39,10 @@ class DataError(RuntimeError):
 
 class DataMissing(DataError):
     """A dataset's files are not here (as opposed to here but corrupt or unreadable)."""
+
+
+class UnknownDataset(DataError, InputError):
+    """A name that is not in the registry (a mistake in what was asked for)."""
 
 
 def downloads_allowed() -> bool:
@@ -53,21 +61,25 @@ def registry_path() -> Path:
 
 
 def registry(path: Path | None = None) -> dict[str, dict]:
-    """The dataset registry: name → entry (folder, format, splits, files and hashes,
-    system locations, source, license, citation)."""
-    path = path or registry_path()
-    data = yaml.safe_load(Path(path).read_text())
-    if not isinstance(data, dict):
-        raise DataError(f"{path}: expected a mapping dataset name → entry")
-    return data
+    """The dataset registry: name → entry (kind, sizes, folder, files and hashes, system
+    locations, source, license, citation; images also format, classes, shape, splits)."""
+    return read_yaml(path or registry_path(), "a mapping dataset name → entry")
 
 
 def entry(name: str, reg: dict | None = None) -> dict:
-    """One registry entry, with a clear error for an unknown name."""
+    """One registry entry; an unknown name is an :class:`UnknownDataset` listing them."""
     reg = reg if reg is not None else registry()
     if name not in reg:
-        raise DataError(f"unknown dataset {name!r}; registered: {', '.join(sorted(reg))}")
+        raise UnknownDataset(f"unknown dataset {name!r}; registered: {', '.join(sorted(reg))}")
     return reg[name]
+
+
+def size(name: str, split: str, reg: dict | None = None) -> int:
+    """How many examples split ``split`` of dataset ``name`` holds (its registered size)."""
+    sizes = entry(name, reg).get("sizes") or {}
+    if split not in sizes:
+        raise DataError(f"dataset {name!r}: no registered size of split {split!r}")
+    return int(sizes[split])
 
 
 # ---------------------------------------------------------------------------------------
@@ -131,63 +143,109 @@ def candidates(name: str, filename: str, root: Path | None = None,
     return out
 
 
-def locate(name: str, split: str | None = None, root: Path | None = None,
-           reg: dict | None = None, download: bool | None = None) -> dict[str, Path]:
-    """Find and verify the files of a dataset (one split, or all of it).
+def _by_url(e: dict) -> bool:
+    """Whether a dataset is fetched from its registered URLs (else through torchvision)."""
+    return all(spec.get("url") for spec in e["files"].values())
 
-    The first existing candidate of each file is verified; a corrupt file is an error, it
-    is never skipped for a later candidate. Missing files are downloaded when ``download``
-    (default: ``HYPERRIBBON_DOWNLOAD`` is not ``0``), else a :class:`DataError` says where
-    they were looked for and how to get them.
+
+def locate(name: str, split: str | None = None, root: Path | None = None,
+           reg: dict | None = None, download: bool | None = None,
+           files: list[str] | None = None) -> dict[str, Path]:
+    """Find and verify the files of a dataset: ``files``, else one split's, else all
+    but the optional ones.
+
+    The first existing candidate of each file is verified against its registered hash
+    (a file without one is used unverified, and :func:`check` says so); a corrupt file
+    is an error, it is never skipped for a later candidate. Missing files are fetched
+    when ``download`` (default: for ``kind: images`` when ``HYPERRIBBON_DOWNLOAD`` is not
+    ``0``; large sets only on request), else a :class:`DataMissing` says where they were
+    looked for and how to get them.
     """
     e = entry(name, reg)
-    if split is not None and split not in e["splits"]:
+    if split is not None and split not in e.get("splits", {}):
         raise DataError(f"dataset {name!r} has no split {split!r}; "
-                        f"splits: {', '.join(e['splits'])}")
-    wanted = e["splits"][split] if split else list(e["files"])
+                        f"splits: {', '.join(e.get('splits', {})) or 'none'}")
+    if files is not None:
+        wanted = list(files)
+    elif split is not None:
+        wanted = e["splits"][split]
+    else:
+        wanted = [f for f, spec in e["files"].items() if not spec.get("optional")]
     root = Path(root) if root is not None else data_root()
     found, missing = {}, []
     for fn in wanted:
         hit = next((p for p in candidates(name, fn, root, reg) if p.exists()), None)
         if hit is None:
             missing.append(fn)
-        else:
+            continue
+        if any(e["files"][fn].get(algo) for algo in ("sha256", "md5")):
             verify(hit, e["files"][fn])
-            found[fn] = hit
-    if missing:
-        if download is None:
-            download = downloads_allowed()
-        if download:
-            fetch(name, root, reg)
-            return locate(name, split, root, reg, download=False)
-        looked = ", ".join(str(p) for p in candidates(name, missing[0], root, reg))
-        raise DataMissing(
-            f"dataset {name!r}: missing {', '.join(missing)} (looked in {looked}). "
-            f"Get it with `hyperribbon data get {name}` (needs a network; source: "
-            f"{e.get('source', '?')}) or place the files under {root / e['folder']}.")
-    return found
+        found[fn] = hit
+    if not missing:
+        return found
+    if download is None:
+        download = e.get("kind") == "images" and downloads_allowed()
+    if download:
+        fetch(name, root, reg)
+        return locate(name, split, root, reg, download=False, files=files)
+    looked = ", ".join(str(p) for p in candidates(name, missing[0], root, reg))
+    urls = "; ".join(f"{fn} ← {e['files'][fn]['url']}" for fn in missing
+                     if e["files"][fn].get("url"))
+    raise DataMissing(
+        f"dataset {name!r} ({e.get('title', name)}): missing {', '.join(missing)} (looked in "
+        f"{looked}). Get it with `hyperribbon data get {name}` (needs a network; source: "
+        f"{e.get('source', '?')}) or place the files under {root / e['folder']}"
+        + (f" ({urls})." if urls else "."))
 
 
-def fetch(name: str, root: Path | None = None, reg: dict | None = None) -> Path:
-    """Download a dataset through torchvision into the data root, then verify it."""
+def fetch(name: str, root: Path | None = None, reg: dict | None = None,
+          timeout: float = 60.0) -> Path:
+    """Download a dataset into the data root (needs a network): from its registered URLs
+    (existing files kept), else through torchvision; then verify it. Refused when
+    ``HYPERRIBBON_DOWNLOAD=0``."""
+    e = entry(name, reg)
+    root = Path(root) if root is not None else data_root()
+    folder = root / e["folder"]
+    if not downloads_allowed():
+        raise DataError(f"dataset {name!r}: files missing in {folder}, and downloads are "
+                        "off (HYPERRIBBON_DOWNLOAD=0)")
+    old = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(timeout)
+    try:
+        if _by_url(e):
+            for fn, spec in e["files"].items():
+                if not (folder / fn).exists():
+                    _download(spec["url"], folder / fn)
+        else:
+            _fetch_torchvision(name, root)
+    finally:
+        socket.setdefaulttimeout(old)
+    locate(name, root=root, reg=reg, download=False, files=list(e["files"]))
+    return folder
+
+
+def _download(url: str, dest: Path) -> None:
+    try:
+        with atomic_path(dest) as tmp:
+            urllib.request.urlretrieve(url, tmp)
+    except Exception as exc:
+        raise DataError(f"downloading {url} failed ({type(exc).__name__}: {exc}); place "
+                        f"{dest.name} in {dest.parent} by hand") from exc
+
+
+def _fetch_torchvision(name: str, root: Path) -> None:
     import torchvision.datasets as tvd
 
-    root = Path(root) if root is not None else data_root()
-    root.mkdir(parents=True, exist_ok=True)
     cls = {"mnist": tvd.MNIST, "fashion-mnist": tvd.FashionMNIST, "cifar10": tvd.CIFAR10}
     if name not in cls:
         raise DataError(f"no downloader for {name!r}; place its files under the data root")
-    old = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(60)
+    root.mkdir(parents=True, exist_ok=True)
     try:
         for train in (True, False):
             cls[name](str(root), train=train, download=True)
     except Exception as exc:
         raise DataError(f"downloading {name!r} failed ({type(exc).__name__}: {exc}); "
                         f"place the files under {root} by hand") from exc
-    finally:
-        socket.setdefaulttimeout(old)
-    return root / entry(name, reg)["folder"]
 
 
 @dataclass
@@ -199,18 +257,25 @@ class Status:
     detail: str
 
 
-def check(root: Path | None = None, reg: dict | None = None) -> list[Status]:
-    """Every registered dataset as present / missing / corrupt (no download)."""
+def check(root: Path | None = None, reg: dict | None = None,
+          names: list[str] | None = None) -> list[Status]:
+    """Every registered dataset (or those in ``names``) as present / missing / corrupt,
+    never downloading; "present" says when a file has no registered hash to verify."""
     reg = reg if reg is not None else registry()
     out = []
-    for name in reg:
+    for name in names or list(reg):
+        e = entry(name, reg)
         try:
             files = locate(name, root=root, reg=reg, download=False)
-            where = sorted({str(p.parent) for p in files.values()})
-            out.append(Status(name, "present", ", ".join(where)))
         except DataError as exc:
             kind = "missing" if isinstance(exc, DataMissing) else "corrupt"
             out.append(Status(name, kind, str(exc)))
+            continue
+        where = ", ".join(sorted({str(p.parent) for p in files.values()}))
+        unverified = [fn for fn in files
+                      if not any(e["files"][fn].get(a) for a in ("sha256", "md5"))]
+        note = f" (no registered sha256 for {', '.join(unverified)})" if unverified else ""
+        out.append(Status(name, "present", where + note))
     return out
 
 

@@ -9,30 +9,25 @@ with negative-binomial counts, then preprocessed like the real data. Each progen
 carries a hidden fate, a weak shift towards its destination; the ground-truth latent
 positions are kept for scoring.
 
-The real data sets are registered in ``data/expression.yml`` (files, canonical URLs,
-license, citation, checksums where known). Their files live under the data root
-(``HYPERRIBBON_DATA``) in the registered folder; a missing file is a :class:`DataError`
-that says how to get it; a file with a registered sha256 (of its uncompressed bytes) is
-verified before use. :func:`fetch` downloads them for users with a network — never
-implicitly.
+The real data sets are registered in ``data/datasets.yml`` (``kind: expression``: files,
+canonical URLs, license, citation, checksums where known) and found through
+:mod:`hyperribbon.data` under the data root (``HYPERRIBBON_DATA``); a missing file is a
+:class:`~hyperribbon.data.DataMissing` that says how to get it, a file with a registered
+sha256 is verified before use. They are downloaded only on request
+(``hyperribbon data get xena``), never implicitly.
 """
 
 from __future__ import annotations
 
 import gzip
 import io
-import os
-import socket
-import urllib.request
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import yaml
 
-from .data import DataError, DataMissing, Status, downloads_allowed, verify
-from .paths import data_root, repo_root
+from .data import DataError, DataMissing, entry, locate
 
 SYNTHETIC = "synthetic"
 REAL = ("xena", "weinreb")
@@ -294,135 +289,6 @@ def synthetic_expression(n_cells: int = 2000, n_genes: int = 200, true_dim: int 
 
 
 # ---------------------------------------------------------------------------------------
-# The registry of the real data sets and their files
-
-def registry_path() -> Path:
-    """``data/expression.yml`` of the compendium (``HYPERRIBBON_EXPRESSION_REGISTRY``
-    overrides)."""
-    if os.environ.get("HYPERRIBBON_EXPRESSION_REGISTRY"):
-        return Path(os.environ["HYPERRIBBON_EXPRESSION_REGISTRY"])
-    return repo_root() / "data" / "expression.yml"
-
-
-def registry(path: Path | None = None) -> dict[str, dict]:
-    """The expression registry: name → entry (folder, files with url and sha256 when
-    known, source, license, citation)."""
-    path = Path(path or registry_path())
-    data = yaml.safe_load(path.read_text())
-    if not isinstance(data, dict):
-        raise DataError(f"{path}: expected a mapping dataset name → entry")
-    return data
-
-
-def _entry(name: str, reg: dict | None) -> dict:
-    reg = reg if reg is not None else registry()
-    if name not in reg:
-        raise DataError(f"unknown expression dataset {name!r}; registered: "
-                        f"{', '.join(sorted(reg))}")
-    return reg[name]
-
-
-def locate(name: str, root: Path | None = None, reg: dict | None = None,
-           files: Iterable[str] | None = None) -> dict[str, Path]:
-    """Find the files of a registered expression data set under the data root and verify
-    those with a registered sha256 (of the uncompressed bytes). Never downloads.
-
-    Raises
-    ------
-    DataError
-        Naming the missing files, where they were looked for, and how to get them; or a
-        checksum mismatch naming the file and both hashes.
-    """
-    e = _entry(name, reg)
-    folder = Path(root if root is not None else data_root()) / e["folder"]
-    wanted = list(files) if files is not None else [f for f, s in e["files"].items()
-                                                    if not s.get("optional")]
-    found, missing = {}, []
-    for fn in wanted:
-        p = folder / fn
-        if not p.exists():
-            missing.append(fn)
-            continue
-        if e["files"][fn].get("sha256"):
-            verify(p, e["files"][fn])
-        found[fn] = p
-    if missing:
-        urls = "; ".join(f"{fn} ← {e['files'][fn]['url']}" for fn in missing)
-        raise DataMissing(
-            f"expression dataset {name!r} ({e.get('title', name)}) is not here: missing "
-            f"{', '.join(missing)} in {folder}. With a network, run "
-            f"`hyperribbon data get {name}` or "
-            f"download by hand ({urls}) into {folder}. Without it, use dataset=synthetic.")
-    return found
-
-
-def available(name: str, root: Path | None = None, reg: dict | None = None) -> bool:
-    """True when the synthetic data are asked for, or the real data set's files are all
-    present and verified."""
-    if name == SYNTHETIC:
-        return True
-    try:
-        locate(name, root, reg)
-    except DataError:
-        return False
-    return True
-
-
-def check(root: Path | None = None, reg: dict | None = None) -> list[Status]:
-    """Every registered expression data set as present / missing / corrupt (never
-    downloads); "present" says when the registry has no checksum to verify against."""
-    reg = reg if reg is not None else registry()
-    out = []
-    for name, e in reg.items():
-        try:
-            files = locate(name, root=root, reg=reg)
-        except DataError as exc:
-            kind = "missing" if isinstance(exc, DataMissing) else "corrupt"
-            out.append(Status(name, kind, str(exc)))
-            continue
-        folder = str(next(iter(files.values())).parent) if files else ""
-        unverified = [fn for fn in files if not e["files"][fn].get("sha256")]
-        note = f" (no registered sha256 for {', '.join(unverified)})" if unverified else ""
-        out.append(Status(name, "present", folder + note))
-    return out
-
-
-def fetch(name: str, root: Path | None = None, reg: dict | None = None,
-          timeout: float = 60.0) -> Path:
-    """Download a registered expression data set into the data root (needs a network;
-    large: the Xena matrix is about 1.3 GB). Existing files are kept. Verified after."""
-    e = _entry(name, reg)
-    folder = Path(root if root is not None else data_root()) / e["folder"]
-    if not downloads_allowed():
-        missing = [fn for fn in e["files"] if not (folder / fn).exists()]
-        if missing:
-            raise DataError(f"expression dataset {name!r}: missing {', '.join(missing)} in "
-                            f"{folder}, and downloads are off (HYPERRIBBON_DOWNLOAD=0)")
-    folder.mkdir(parents=True, exist_ok=True)
-    old = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(timeout)
-    try:
-        for fn, spec in e["files"].items():
-            dest = folder / fn
-            if dest.exists():
-                continue
-            tmp = dest.with_name(dest.name + ".part")
-            try:
-                urllib.request.urlretrieve(spec["url"], tmp)
-            except Exception as exc:
-                if tmp.exists():
-                    tmp.unlink()
-                raise DataError(f"downloading {spec['url']} failed "
-                                f"({type(exc).__name__}: {exc}); place {fn} in {folder} "
-                                "by hand") from exc
-            tmp.replace(dest)
-    finally:
-        socket.setdefaulttimeout(old)
-    locate(name, root, reg, files=list(e["files"]))
-    return folder
-
-
-# ---------------------------------------------------------------------------------------
 # Readers of the real file formats
 
 def _open_text(path: Path, encoding: str = "utf-8"):
@@ -541,8 +407,8 @@ def load_xena(root: Path | None = None, reg: dict | None = None, n_top: int = 50
     """TCGA + TARGET + GTEx (UCSC Xena TOIL recompute): log2(TPM+1), top ``n_top``
     genes by variance, z-scored; labels = ``label`` (tissue / cancer type) with at least
     ``min_per_label`` samples, at most ``max_per_label`` drawn per label. No fates."""
-    files = locate("xena", root, reg)
-    e = _entry("xena", reg)
+    files = locate("xena", root=root, reg=reg)
+    e = entry("xena", reg)
     pheno = read_xena_phenotype(files[e["phenotype"]])
     by: dict[str, list[str]] = {}
     for s, row in pheno.items():
@@ -628,8 +494,8 @@ def load_weinreb(root: Path | None = None, reg: dict | None = None, n_top: int =
     top ``n_top`` genes, z-scored. Labels = cell type annotation; ``fate`` of day-2
     undifferentiated cells (neutrophil / monocyte) from their clones. At most
     ``max_cells`` cells are kept (all fate-labelled ones first)."""
-    files = locate("weinreb", root, reg)
-    e = _entry("weinreb", reg)
+    files = locate("weinreb", root=root, reg=reg)
+    e = entry("weinreb", reg)
     r, c, v, (n, g) = read_mtx(files[e["counts"]])
     genes = _read_lines(files[e["genes"]])
     header, meta = read_table(files[e["metadata"]])
@@ -689,7 +555,10 @@ def check_available(name: str, root: Path | None = None, reg: dict | None = None
     if name not in DATASETS:
         raise ValueError(f"dataset = {name!r}: use one of {', '.join(DATASETS)}")
     if name != SYNTHETIC:
-        locate(name, root, reg)
+        try:
+            locate(name, root=root, reg=reg)
+        except DataMissing as exc:
+            raise DataMissing(f"{exc} Without a network, use dataset=synthetic.") from None
 
 
 def test_rows(n: int, fraction: float, seed: int) -> np.ndarray:

@@ -331,14 +331,13 @@ def check_params(k_values: list[int], n_chains: int, n_steps: int, n_burn: int, 
     from .data import entry
 
     e = entry(dataset)
-    sizes = {"mnist": (60000, 10000), "fashion-mnist": (60000, 10000)}.get(dataset)
-    if sizes is None:
+    if e.get("kind") != "images" or list(e.get("shape", [])) != [1, 28, 28]:
         raise ValueError(f"dataset = {dataset!r}: chapter 3 needs a 28×28 grey-scale image "
                          f"set, not {e.get('title', dataset)}")
-    if n_train > sizes[0]:
-        raise ValueError(f"n_train = {n_train}: {dataset} has {sizes[0]} training images")
-    if n_test > sizes[1]:
-        raise ValueError(f"n_test = {n_test}: {dataset} has {sizes[1]} test images")
+    for n, split in ((n_train, "train"), (n_test, "test")):
+        if n > e["sizes"][split]:
+            raise ValueError(f"n_{split} = {n}: {dataset} has {e['sizes'][split]} {split} "
+                             "images")
 
 
 # ---------------------------------------------------------------------------------------

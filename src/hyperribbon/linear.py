@@ -488,8 +488,10 @@ def linear_basis_stress(D_ref: np.ndarray, D_cross: np.ndarray, D_new: np.ndarra
 
 def check_linear_params(*, rates: list[float], ratios: list[float], T_list: list[int],
                         d: int, n: int, n_init: int, n_ckpt: int, sgd_batch: int,
-                        eta_frac: float, image_train: int, image_eval: int) -> None:
-    """Checks of chapter 6's parameters that tie several together; ValueError names one."""
+                        eta_frac: float, image_train: int, image_eval: int,
+                        image_set: str = "fashion-mnist") -> None:
+    """Checks of chapter 6's parameters that tie several together; ValueError names one.
+    The image counts are checked against ``image_set``'s sizes in the data registry."""
     if len(rates) < 2:
         raise ValueError("rates: need at least 2 decay rates (fastest vs slowest)")
     if len(ratios) < 2:
@@ -508,5 +510,10 @@ def check_linear_params(*, rates: list[float], ratios: list[float], T_list: list
         raise ValueError(f"eta_frac: GD is stable only for 0 < eta_frac < 2, got {eta_frac}")
     if max(T_list) < 1:
         raise ValueError("T_list: steps must be >= 1")
-    if image_eval > 10000 or image_train > 60000:
-        raise ValueError("image_train/image_eval: at most 60000 / 10000 images")
+    from hyperribbon.data import size
+
+    for n_img, name, split in ((image_train, "image_train", "train"),
+                               (image_eval, "image_eval", "test")):
+        if n_img > size(image_set, split):
+            raise ValueError(f"{name} = {n_img}: {image_set} has {size(image_set, split)} "
+                             f"{split} images")

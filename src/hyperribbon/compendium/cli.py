@@ -84,36 +84,24 @@ def _cmd_claims(args: argparse.Namespace) -> int:
 
 
 def _cmd_data(args: argparse.Namespace) -> int:
-    from .. import expression
-
-    images, expr = data_mod.registry(), expression.registry()
-    unknown = [n for n in args.names if n not in images and n not in expr]
-    if unknown:
-        print(f"unknown dataset {', '.join(unknown)}; registered: "
-              f"{', '.join([*images, *expr])}", file=sys.stderr)
-        return 2
-    if args.action == "check":  # only the named sets are looked at (hashing takes time)
-        def asked(reg: dict) -> dict:
-            return {n: e for n, e in reg.items() if not args.names or n in args.names}
-
-        bad = 0
-        for s in data_mod.check(reg=asked(images)) + expression.check(reg=asked(expr)):
+    reg = data_mod.registry()
+    for name in args.names:
+        data_mod.entry(name, reg)  # an unknown name: one line, exit 2, before any work
+    if args.action == "check":  # only the named sets are hashed (hashing takes time)
+        statuses = data_mod.check(reg=reg, names=args.names or None)
+        for s in statuses:
             print(f"{s.name:16s} {s.status:8s} {s.detail}")
-            bad += s.status == "corrupt"
-        return 1 if bad else 0
+        return 1 if any(s.status == "corrupt" for s in statuses) else 0
     if args.action == "get":  # no names: the image sets (the expression sets are large)
-        for name in args.names or list(images):
-            if name in expr:
-                print(f"{name}: present under {expression.fetch(name)}")
-            else:
-                data_mod.locate(name, download=True)
-                print(f"{name}: present and verified")
+        for name in args.names or [n for n, e in reg.items() if e.get("kind") == "images"]:
+            files = data_mod.locate(name, reg=reg, download=True,
+                                    files=list(reg[name]["files"]))
+            where = ", ".join(sorted({str(p.parent) for p in files.values()}))
+            print(f"{name}: present under {where}")
         return 0
     if args.action == "hash":
         for name in args.names:
-            files = (expression.locate(name) if name in expr
-                     else data_mod.locate(name, download=False))
-            for fn, path in files.items():
+            for fn, path in data_mod.locate(name, reg=reg, download=False).items():
                 print(f"{name} {fn} sha256={data_mod.file_hash(path)}")
         return 0
     raise AssertionError(args.action)
@@ -125,9 +113,16 @@ def _cmd_book(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors (an unknown command, profile or option) on one line."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for the docs and the tests)."""
-    ap = argparse.ArgumentParser(prog="hyperribbon", description=__doc__)
+    ap = _Parser(prog="hyperribbon", description=__doc__)
     ap.add_argument("-v", "--verbose", action="store_true")
     sub = ap.add_subparsers(dest="cmd", required=True)
 
@@ -176,8 +171,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``hyperribbon`` console script."""
-    args = build_parser().parse_args(argv)
+    """Entry point of the ``hyperribbon`` console script: 0 on success, 1 when a run,
+    a claim check or the data fail, 2 (and one line naming the culprit) for a mistake in
+    the command: a missing, unreadable or malformed file, an unknown name or option."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error already printed on one line
+        return int(exc.code or 0)
     _setup_logging(args.verbose)
     try:
         return args.func(args)
