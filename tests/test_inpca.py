@@ -562,3 +562,99 @@ def test_row_sum_tolerance_fits_float32_softmax_over_1000_classes():
     bhattacharyya(X.astype(np.float32), device="cpu")
     with pytest.raises(ValueError, match=r"P\[1, 5\].*sum to 1"):  # ... not in float64
         bhattacharyya(X, device="cpu")
+
+
+# --- embed: predictions in, embedding out ---------------------------------------------
+
+def write_runs(folder, rng, sizes=(5, 4, 6), M=20, C=4, dtype=np.float32):
+    folder.mkdir(parents=True, exist_ok=True)
+    runs = []
+    for r, k in enumerate(sizes):
+        x = random_models(rng, k, M, C, alpha=0.7).astype(dtype)
+        x /= x.sum(-1, keepdims=True)
+        np.save(folder / f"run{r + 1}.npy", x)
+        runs.append(x)
+    return runs
+
+
+def test_embed_a_folder_of_runs(tmp_path):
+    import csv
+
+    from hyperribbon.embedding import embed, load_predictions
+
+    runs = write_runs(tmp_path / "runs", np.random.default_rng(40), sizes=(5, 4, 6))
+    res = embed(tmp_path / "runs", k=4, out_dir=tmp_path / "out")
+    exact = inpca(bhattacharyya(np.concatenate(runs), device="cpu"), k=4, solver="full")
+    np.testing.assert_allclose(res.coords, exact.coords, atol=1e-9)
+    np.testing.assert_allclose(res.eigenvalues, exact.eigenvalues, rtol=1e-9)
+    np.testing.assert_allclose(res.explained_stress, exact.explained_stress, atol=1e-12)
+    assert set(res.files) == {"coords", "spectrum", "npz", "figure"}
+    rows = list(csv.DictReader(open(res.files["coords"])))
+    assert len(rows) == 15
+    assert [r["run"] for r in rows[4:6]] == ["run1", "run2"]
+    assert [int(r["checkpoint"]) for r in rows[4:6]] == [4, 0]
+    np.testing.assert_allclose(float(rows[7]["x2"]), exact.coords[7, 1], rtol=1e-8)
+    spec = list(csv.DictReader(open(res.files["spectrum"])))
+    assert [s["axis"] == "time-like" for s in spec] == list(exact.eigenvalues < 0)
+    with np.load(res.files["npz"]) as z:
+        np.testing.assert_allclose(z["coords"], res.coords)
+        np.testing.assert_array_equal(z["runs"], ["run1", "run2", "run3"])
+        assert float(z["total"]) == pytest.approx(exact.total)
+    assert res.files["figure"].read_bytes()[:4] == b"\x89PNG"
+    # the same numbers as one .npy, as an .npz of runs, and in the training engine layout
+    np.save(tmp_path / "all.npy", np.concatenate(runs))
+    np.savez(tmp_path / "runs.npz", **{f"r{i}": x for i, x in enumerate(runs)})
+    for i, x in enumerate(runs):
+        (tmp_path / "cache" / f"key{i}").mkdir(parents=True)
+        np.save(tmp_path / "cache" / f"key{i}" / "probs_test.npy", x)
+        np.save(tmp_path / "cache" / f"key{i}" / "steps.npy", np.arange(len(x)))
+    for src in ("all.npy", "runs.npz", "cache"):
+        other = embed(tmp_path / src, k=4, out_dir=tmp_path / f"out_{src}", figure=False)
+        np.testing.assert_allclose(other.coords, res.coords, atol=1e-12)
+    assert load_predictions(tmp_path / "cache").runs == ["key0", "key1", "key2"]
+    mm = embed(tmp_path / "runs", k=2, out_dir=tmp_path / "mm", memmap=True, figure=False)
+    np.testing.assert_allclose(mm.coords, exact.coords[:, :2], atol=1e-9)
+    assert (tmp_path / "mm" / "distances.npy").stat().st_size > 15 * 15 * 8
+    lm = embed(tmp_path / "runs", k=2, out_dir=tmp_path / "lm", landmarks=12, seed=3)
+    assert lm.landmarks.size == 12 and lm.coords.shape == (15, 2)
+    with np.load(lm.files["npz"]) as z:
+        np.testing.assert_array_equal(z["landmarks"], lm.landmarks)
+
+
+def test_embed_validation_names_the_file_and_row(tmp_path):
+    from hyperribbon.embedding import embed, load_predictions
+
+    rng = np.random.default_rng(41)
+    write_runs(tmp_path / "runs", rng)
+    bad = np.load(tmp_path / "runs" / "run2.npy")
+    bad[2, 7, 1] = np.nan
+    np.save(tmp_path / "runs" / "run2.npy", bad)
+    with pytest.raises(ValueError, match=r"run2\.npy\[2, 7\] \(model 2, sample 7\) is not "
+                                         r"finite"):
+        embed(tmp_path / "runs", out_dir=tmp_path / "out")
+    bad[2, 7, 1] = 0.0  # now row (2, 7) sums to less than 1
+    np.save(tmp_path / "runs" / "run2.npy", bad)
+    with pytest.raises(ValueError, match=r"run2\.npy\[2, 7\].*does not sum to 1"):
+        load_predictions(tmp_path / "runs")
+    np.save(tmp_path / "runs" / "run2.npy", random_models(rng, 3, 19, 4))
+    with pytest.raises(ValueError, match=r"run2\.npy.*does not match"):
+        load_predictions(tmp_path / "runs")
+    np.save(tmp_path / "flat.npy", np.ones(5))
+    with pytest.raises(ValueError, match=r"flat\.npy: predictions must have shape"):
+        load_predictions(tmp_path / "flat.npy")
+    with pytest.raises(FileNotFoundError, match="not found"):
+        load_predictions(tmp_path / "nope.npy")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no prediction files"):
+        load_predictions(tmp_path / "empty")
+    (tmp_path / "x.txt").write_text("1")
+    with pytest.raises(ValueError, match="expected a .npy or .npz"):
+        load_predictions(tmp_path / "x.txt")
+    for s in ("fit", "test"):
+        (tmp_path / "eng" / "k0").mkdir(parents=True, exist_ok=True)
+        np.save(tmp_path / "eng" / "k0" / f"probs_{s}.npy", random_models(rng, 2, 5, 3))
+    with pytest.raises(ValueError, match="several recorded sets"):
+        load_predictions(tmp_path / "eng")
+    assert load_predictions(tmp_path / "eng", name="fit").shape == (2, 5, 3)
+    with pytest.raises(ValueError, match="at least 2 models"):
+        embed(random_models(rng, 1, 5, 3), out_dir=tmp_path / "one")
