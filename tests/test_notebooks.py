@@ -59,3 +59,14 @@ def test_notebooks_run_under_ci_and_claims_hold(ci_notebooks, capsys):
     code = cli.main(["claims", "--check"])
     out = capsys.readouterr()
     assert code == 0, out.err
+
+
+def test_jupytext_pairs_the_notebooks_as_py_percent():
+    from jupytext.config import (
+        find_jupytext_configuration_file,
+        load_jupytext_configuration_file,
+    )
+
+    path = find_jupytext_configuration_file(str(ROOT / "notebooks"))
+    assert path == str(ROOT / ".jupytext.toml")
+    assert "py:percent" in load_jupytext_configuration_file(path).formats
