@@ -69,4 +69,4 @@ def test_jupytext_pairs_the_notebooks_as_py_percent():
 
     path = find_jupytext_configuration_file(str(ROOT / "notebooks"))
     assert path == str(ROOT / ".jupytext.toml")
-    assert "py:percent" in load_jupytext_configuration_file(path).formats
+    assert load_jupytext_configuration_file(path).formats == ["ipynb,py:percent"]
