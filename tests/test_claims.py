@@ -164,3 +164,38 @@ def test_mean_se_by_hand_and_against_the_spread_of_means():
     ses = [mean_se(s)[1] for s in samples]
     assert np.mean(ses) == pytest.approx(2.0 / 5, rel=0.02)
     assert samples.mean(1).std() == pytest.approx(2.0 / 5, rel=0.05)
+
+
+def test_glue_values_glues_each_as_a_plain_number(monkeypatch):
+    import numpy as np
+    import torch
+
+    from hyperribbon.compendium import claims
+
+    glued = []
+    monkeypatch.setattr(claims, "glue", lambda name, v, display: glued.append((name, v,
+                                                                               display)))
+    claims.glue_values({"a-x": np.float64(0.25), "a-n": np.int64(3), "a-t": torch.tensor(2.5),
+                        "a-s": "mnist"})
+    assert glued == [("a-x", 0.25, False), ("a-n", 3, False), ("a-t", 2.5, False),
+                     ("a-s", "mnist", False)]
+    assert [type(v) for _, v, _ in glued] == [float, int, float, str]
+
+
+def test_errorbar_mean_se_draws_what_mean_se_computes():
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from hyperribbon.compendium.claims import errorbar_mean_se
+
+    samples = np.array([[1.0, 2.0, 3.0], [2.0, 4.0, np.nan]])
+    fig, ax = plt.subplots()
+    bars = errorbar_mean_se(ax, [0, 1], samples, fmt="o")
+    line, _, (segments,) = bars.lines
+    assert np.allclose(line.get_ydata(), [2.0, 3.0])
+    # row 1: s = 1, se = 1/√3; row 2 (NaN dropped): s = √2, se = √2/√2 = 1
+    half = [(seg[1, 1] - seg[0, 1]) / 2 for seg in segments.get_segments()]
+    assert np.allclose(half, [1 / np.sqrt(3), 1.0])
+    with pytest.raises(ValueError, match="samples"):
+        errorbar_mean_se(ax, [0, 1, 2], samples)
+    plt.close(fig)

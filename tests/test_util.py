@@ -30,3 +30,53 @@ def test_cache_dir(monkeypatch, tmp_path):
     monkeypatch.setenv("HYPERRIBBON_CACHE", str(tmp_path / "c"))
     p = util.cache_dir("ch03", "weights")
     assert p == tmp_path / "c" / "ch03" / "weights" and p.is_dir()
+
+
+def test_torch_threads_sets_and_restores(monkeypatch):
+    before = torch.get_num_threads()
+    with util.torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError), util.torch_threads(1):  # restored on an error too
+        raise RuntimeError("boom")
+    assert torch.get_num_threads() == before
+    with util.torch_threads(None):
+        assert torch.get_num_threads() == before
+    with pytest.raises(ValueError, match="threads = 0"), util.torch_threads(0):
+        pass
+
+
+def test_atomic_path_replaces_only_on_success(tmp_path):
+    dest = tmp_path / "sub" / "table.csv"
+    with util.atomic_path(dest) as tmp:
+        assert tmp.parent == dest.parent and tmp != dest
+        tmp.write_text("new")
+        assert not dest.exists()  # nothing visible before the block ends
+    assert dest.read_text() == "new"
+    with pytest.raises(OSError), util.atomic_path(dest) as tmp:
+        tmp.write_text("half")
+        raise OSError("disk full")
+    assert dest.read_text() == "new"  # the old file stands, the temporary is gone
+    assert [p.name for p in dest.parent.iterdir()] == ["table.csv"]
+
+
+@pytest.mark.parametrize("text, fragment", [
+    (None, "no such file"), ("a: [1\n", "not valid YAML at line"),
+    ("- 1\n", "expected a mapping, found a list"), (b"\xff\xfe", "cannot be read")])
+def test_read_yaml_names_the_file_and_the_problem(tmp_path, text, fragment):
+    f = tmp_path / "x.yml"
+    if isinstance(text, bytes):
+        f.write_bytes(text)
+    elif text is not None:
+        f.write_text(text)
+    with pytest.raises(util.InputError, match=fragment) as err:
+        util.read_yaml(f)
+    assert str(err.value).startswith(str(f)) and "\n" not in str(err.value)
+    f.write_text("")
+    assert util.read_yaml(f) == {}
+
+
+def test_cache_dir_lives_in_paths():
+    from hyperribbon import paths
+
+    assert util.cache_dir is paths.cache_dir

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch.func import jvp
 
-from .util import progress, resolve_device
+from .util import progress, resolve_device, torch_threads
 
 LIKELIHOODS = ("gaussian", "nb")
 PARTS = ("total", "tangent", "normal")
@@ -555,13 +555,8 @@ def train(X: np.ndarray | Tensor, gammas: Sequence[float], seeds: Sequence[int],
     faster than two on a busy machine; the previous setting is restored afterwards.
     """
     cfg = cfg or TrainConfig()
-    old_threads = torch.get_num_threads()
-    if cfg.num_threads is not None:
-        torch.set_num_threads(cfg.num_threads)
-    try:
+    with torch_threads(cfg.num_threads):
         return _train(X, gammas, seeds, cfg, masks, X_in, desc)
-    finally:
-        torch.set_num_threads(old_threads)
 
 
 def _train(X, gammas, seeds, cfg: TrainConfig, masks, X_in, desc: str) -> Trained:

@@ -5,9 +5,18 @@ the base (``paths``, ``data``, ``util``); the science never imports it.
 
 A chapter notebook needs only what is exported here::
 
-    from hyperribbon.compendium import claim, glue, glue_figure
+    from hyperribbon.compendium import claim, glue_figure, glue_values
 """
 
-from .claims import claim, glue, glue_figure, mean_bound, mean_se
+from .claims import (
+    claim,
+    errorbar_mean_se,
+    glue,
+    glue_figure,
+    glue_values,
+    mean_bound,
+    mean_se,
+)
 
-__all__ = ["claim", "glue", "glue_figure", "mean_bound", "mean_se"]
+__all__ = ["claim", "errorbar_mean_se", "glue", "glue_figure", "glue_values", "mean_bound",
+           "mean_se"]

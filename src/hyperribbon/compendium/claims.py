@@ -115,6 +115,19 @@ def mean_bound(x: Any, side: str, level: float = 0.95) -> float:
     return m - half if side == "lower" else m + half
 
 
+def errorbar_mean_se(ax: Any, x: Any, samples: Any, **kwargs: Any) -> Any:
+    """Draw the mean ± standard error of each row of ``samples`` (shape ``(len(x), n)``)
+    at ``x`` on the matplotlib axes ``ax``, computed as :func:`mean_se` does (``n - 1``
+    in the variance, NaN dropped), so a figure and the text quoting it agree.
+    ``kwargs`` go to ``ax.errorbar`` (``capsize`` defaults to 3). Returns its container.
+    """
+    rows = np.asarray(samples, dtype=float)
+    if rows.ndim != 2 or len(rows) != len(x):
+        raise ValueError(f"samples: expected shape (len(x) = {len(x)}, n), got {rows.shape}")
+    m, se = np.array([mean_se(r) for r in rows]).T
+    return ax.errorbar(x, m, se, **{"capsize": 3, **kwargs})
+
+
 def _plain(value: Any) -> Any:
     """numpy/torch scalars → Python scalars (JSON-serialisable)."""
     if hasattr(value, "item") and callable(value.item):
@@ -140,6 +153,14 @@ def glue(name: str, value: Any, display: bool = False) -> None:
     from myst_nb import glue as _glue
 
     _glue(name, value, display=display)
+
+
+def glue_values(values: Mapping[str, Any]) -> None:
+    """Glue every ``name: value`` of ``values`` for ``{glue:text}`` in the prose, without
+    showing it in place. numpy and torch scalars become Python numbers first, so the book
+    reads ``0.25``, never ``np.float64(0.25)``."""
+    for name, value in values.items():
+        glue(name, _plain(value), display=False)
 
 
 def glue_figure(name: str, fig: Any, tight: bool = True) -> None:
