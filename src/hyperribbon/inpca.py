@@ -35,6 +35,27 @@ remove that bottleneck without giving up float64:
 exponents still exactly, the final logarithms in float64): about twice as fast, with an
 absolute error of about 1e-8 on d_B (measured in ``benchmarks/bench_inpca.py``) -- fine
 for an embedding, not for tests at 1e-12. The default ``"float64"`` is exact.
+
+At scale (10^4 - 10^5 models)
+-----------------------------
+* **Bounded memory.** ``bhattacharyya(P, out=...)`` computes D in blocks of rows (one
+  triangle: the diagonal block in the kernel's triangular mode, the rest of the row as a
+  rectangle), writes each block and its mirror image straight into ``out`` -- a numpy
+  array, a ``.npy`` file opened as a memory map, or a (CUDA) tensor -- and reads the
+  input one block of models and samples at a time from any array-like (``np.memmap``,
+  :class:`RowStack` of per-run arrays, h5py). ``inpca(D, k, overwrite=True)`` then
+  double-centres D in place (:func:`double_centre_inplace`, ||W||_F^2 accumulated
+  blockwise so the explained stress is exact), so the peak is one N x N matrix plus a
+  block (512 MiB by default).
+* **Partial eigensolvers at both ends.** :func:`top_eigenpairs`: a randomised block
+  subspace iteration with Rayleigh-Ritz ordered by |theta| (numpy, or torch on the
+  GPU: one GEMM pass over W per iteration) and ARPACK (``eigsh(which="LM")``).
+* **Landmarks.** :func:`landmark_inpca` embeds L models exactly and places the others
+  by the Gower projection (:meth:`InPCA.project`) of :func:`cross_block`, which also
+  adds new checkpoints to an existing embedding; :func:`compare_embeddings` measures
+  the difference from the exact embedding.
+* **The clamp is reported**: whenever a coefficient hits it, a :class:`ClampWarning`
+  says how many (``return_clamped=True`` hands the count to the caller instead).
 """
 
 from __future__ import annotations
