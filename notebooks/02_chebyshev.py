@@ -66,7 +66,7 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 
-from hyperribbon.compendium import claim, glue, glue_figure
+from hyperribbon.compendium import claim, glue, glue_figure, glue_values
 from hyperribbon.manifold import (
     bound_ratio,
     box_corners,
@@ -134,15 +134,19 @@ Y = {
 xgrid = {"exp": t_exp, "enzyme": ENZYME_U, "sir": t_sir}
 interval = {"exp": (0.0, 1.0), "enzyme": (ENZYME_U.min(), ENZYME_U.max()),
             "sir": (0.0, sir_t_end)}
-for name, v in [("ch02-exp-n", exp_n_rates), ("ch02-m", n_times), ("ch02-n", n_samples),
-                ("ch02-lamt", exp_lambda_t), ("ch02-exp-floor", exp_rate_floor),
-                ("ch02-enzyme-box", ", ".join(
-                    f"θ{j + 1} ∈ [{a:g}, {b:g}]"
-                    for j, (a, b) in enumerate(zip(enzyme_lo, enzyme_hi, strict=True)))),
-                ("ch02-sir-box", f"β ∈ [{sir_lo[0]}, {sir_hi[0]}], γ ∈ [{sir_lo[1]}, "
-                                 f"{sir_hi[1]}], I₀ ∈ [{sir_lo[2]}, {sir_hi[2]}]"),
-                ("ch02-sir-t", sir_t_end)]:
-    glue(name, v, display=False)
+glue_values({
+    "ch02-exp-n": exp_n_rates,
+    "ch02-m": n_times,
+    "ch02-n": n_samples,
+    "ch02-lamt": exp_lambda_t,
+    "ch02-exp-floor": exp_rate_floor,
+    "ch02-enzyme-box": ", ".join(
+        f"θ{j + 1} ∈ [{a:g}, {b:g}]"
+        for j, (a, b) in enumerate(zip(enzyme_lo, enzyme_hi, strict=True))),
+    "ch02-sir-box": (f"β ∈ [{sir_lo[0]}, {sir_hi[0]}], γ ∈ [{sir_lo[1]}, {sir_hi[1]}], "
+                     f"I₀ ∈ [{sir_lo[2]}, {sir_hi[2]}]"),
+    "ch02-sir-t": sir_t_end,
+})
 
 fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
 xlabels = {"exp": "time t / T", "enzyme": "substrate concentration u",

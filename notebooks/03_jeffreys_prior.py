@@ -66,7 +66,7 @@ import numpy as np
 import torch
 from IPython.display import HTML, display
 
-from hyperribbon.compendium import claim, glue, glue_figure
+from hyperribbon.compendium import claim, glue, glue_figure, glue_values
 from hyperribbon.data import load_images
 from hyperribbon.jeffreys import (
     check_params,
@@ -95,14 +95,24 @@ x_train = x_train[:n_train].reshape(n_train, -1)
 x_test, y_test = x_test[:n_test].reshape(n_test, -1), y_test[:n_test]
 print(f"{dataset}: {n_train} training and {n_test} test images of {x_train.shape[1]} pixels; "
       f"torch threads: {torch.get_num_threads()}")
-for name, v in [("ch03-dataset", dataset), ("ch03-ntrain", n_train), ("ch03-ntest", n_test),
-                ("ch03-kvalues", ", ".join(map(str, k_values))), ("ch03-kmain", K_MAIN),
-                ("ch03-kmin", K_MIN), ("ch03-sizes", " → ".join(map(str, [784, *hidden, "k"]))),
-                ("ch03-noise", sdae_noise), ("ch03-sdae-epochs", sdae_epochs),
-                ("ch03-rbm-epochs", rbm_epochs), ("ch03-finetune", dbn_finetune_epochs),
-                ("ch03-chains", n_chains), ("ch03-steps", n_steps), ("ch03-burn", n_burn),
-                ("ch03-thin", thin), ("ch03-nuniform", n_uniform)]:
-    glue(name, v, display=False)
+glue_values({
+    "ch03-dataset": dataset,
+    "ch03-ntrain": n_train,
+    "ch03-ntest": n_test,
+    "ch03-kvalues": ", ".join(map(str, k_values)),
+    "ch03-kmain": K_MAIN,
+    "ch03-kmin": K_MIN,
+    "ch03-sizes": " → ".join(map(str, [784, *hidden, "k"])),
+    "ch03-noise": sdae_noise,
+    "ch03-sdae-epochs": sdae_epochs,
+    "ch03-rbm-epochs": rbm_epochs,
+    "ch03-finetune": dbn_finetune_epochs,
+    "ch03-chains": n_chains,
+    "ch03-steps": n_steps,
+    "ch03-burn": n_burn,
+    "ch03-thin": thin,
+    "ch03-nuniform": n_uniform,
+})
 
 # %% [markdown]
 # ## Two families of networks

@@ -88,7 +88,7 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 
-from hyperribbon.compendium import claim, glue, glue_figure
+from hyperribbon.compendium import claim, glue, glue_figure, glue_values
 from hyperribbon.inpca import bhattacharyya, bhattacharyya_paired, inpca
 from hyperribbon.linear import (
     boundary_agreement,
@@ -117,10 +117,16 @@ check_linear_params(rates=rates, ratios=ratios, T_list=T_list, d=d, n=n, n_init=
                     image_train=image_train, image_eval=image_eval, image_set=image_set)
 t_start = time.perf_counter()
 K = min(20, n_init * n_ckpt)  # explained stress is tracked up to this many dimensions
-for key, v in [("ch06-d", d), ("ch06-n", n), ("ch06-C", n_classes), ("ch06-R", n_init),
-               ("ch06-nckpt", n_ckpt), ("ch06-eta", eta_frac), ("ch06-sstar", logit_scale),
-               ("ch06-thr", threshold)]:
-    glue(key, v, display=False)
+glue_values({
+    "ch06-d": d,
+    "ch06-n": n,
+    "ch06-C": n_classes,
+    "ch06-R": n_init,
+    "ch06-nckpt": n_ckpt,
+    "ch06-eta": eta_frac,
+    "ch06-sstar": logit_scale,
+    "ch06-thr": threshold,
+})
 
 # %% [markdown]
 # ## Closed form, explicit iterations and modes

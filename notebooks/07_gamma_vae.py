@@ -67,7 +67,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from hyperribbon import expression, vae
-from hyperribbon.compendium import claim, glue, glue_figure, mean_bound, mean_se
+from hyperribbon.compendium import (
+    claim,
+    errorbar_mean_se,
+    glue,
+    glue_figure,
+    glue_values,
+    mean_bound,
+    mean_se,
+)
 
 vae.check_vae_params(gammas=gammas, latent_dim=latent_dim, hidden=hidden, beta=beta,
                      n_seeds=n_seeds, curvature_mode=curvature_mode, n_dirs=n_dirs,
@@ -87,13 +95,18 @@ print(f"data: {data.source}")
 print(f"{len(reps)} replicates × {data.X.shape[0]} rows × {data.X.shape[1]} genes; "
       f"{len(data.label_names)} clusters: {', '.join(data.label_names)}")
 glue("ch07-source", data.source, display=False)
-for name, v in [("ch07-n-seeds", n_seeds), ("ch07-n-rows", data.X.shape[0]),
-                ("ch07-n-genes", data.X.shape[1]), ("ch07-n-clusters", len(data.label_names)),
-                ("ch07-true-dim", true_dim), ("ch07-latent-dim", latent_dim),
-                ("ch07-steps", steps), ("ch07-fit-tol", f"{100 * fit_tolerance:g} %"),
-                ("ch07-gammas", ", ".join(f"{g:g}" for g in gammas)),
-                ("ch07-fate-shift", fate_shift)]:
-    glue(name, v, display=False)
+glue_values({
+    "ch07-n-seeds": n_seeds,
+    "ch07-n-rows": data.X.shape[0],
+    "ch07-n-genes": data.X.shape[1],
+    "ch07-n-clusters": len(data.label_names),
+    "ch07-true-dim": true_dim,
+    "ch07-latent-dim": latent_dim,
+    "ch07-steps": steps,
+    "ch07-fit-tol": f"{100 * fit_tolerance:g} %",
+    "ch07-gammas": ", ".join(f"{g:g}" for g in gammas),
+    "ch07-fate-shift": fate_shift,
+})
 
 # %% [markdown]
 # ## Data
@@ -181,12 +194,14 @@ glue("ch07-gstar", f"{g_star:g}", display=False)
 penalised = (tangent_weight * sweep.R_tangent + normal_weight * sweep.R_normal
              if tangent_weight != normal_weight else tangent_weight * sweep.R)
 fit_change = sweep.rec_test[gi].mean() / sweep.rec_test[0].mean() - 1
-for name, v in [("ch07-rec-plain", sweep.rec_test[0].mean()),
-                ("ch07-rec-star", sweep.rec_test[gi].mean()),
-                ("ch07-R-plain", sweep.R[0].mean()), ("ch07-R-star", sweep.R[gi].mean()),
-                ("ch07-RT-plain", sweep.R_tangent[0].mean()),
-                ("ch07-RT-star", sweep.R_tangent[gi].mean())]:
-    glue(name, float(v), display=False)
+glue_values({
+    "ch07-rec-plain": sweep.rec_test[0].mean(),
+    "ch07-rec-star": sweep.rec_test[gi].mean(),
+    "ch07-R-plain": sweep.R[0].mean(),
+    "ch07-R-star": sweep.R[gi].mean(),
+    "ch07-RT-plain": sweep.R_tangent[0].mean(),
+    "ch07-RT-star": sweep.R_tangent[gi].mean(),
+})
 print(f"chosen γ = {g_star:g}; test reconstruction error {sweep.rec_test[0].mean():.4f} "
       f"(plain) → {sweep.rec_test[gi].mean():.4f}")
 
@@ -195,13 +210,13 @@ x = np.arange(len(gammas))
 fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.6))
 for arr, lab, st in [(sweep.R, "total", "o-"), (sweep.R_tangent, "tangent (Γ)", "s-"),
                      (sweep.R_normal, "normal", "^-")]:
-    a1.errorbar(x, arr.mean(1), arr.std(1) / np.sqrt(n_seeds), fmt=st, label=lab, capsize=3)
+    errorbar_mean_se(a1, x, arr, fmt=st, label=lab)
 a1.set_yscale("log")
 a1.set_ylabel("mean curvature R on the latent grid")
 a1.legend(title="part of R", fontsize=8)
 for arr, lab, st in [(sweep.rec_train, "training cells", "o-"),
                      (sweep.rec_test, "held-out cells", "s-")]:
-    a2.errorbar(x, arr.mean(1), arr.std(1) / np.sqrt(n_seeds), fmt=st, label=lab, capsize=3)
+    errorbar_mean_se(a2, x, arr, fmt=st, label=lab)
 a2.axhline((1 + fit_tolerance) * sweep.rec_train[0].mean(), color="grey", ls=":",
            label=f"plain + {100 * fit_tolerance:g} % (training)")
 a2.set_ylabel("reconstruction error (MSE, z-scored genes)")
@@ -316,10 +331,13 @@ pca_lr = np.array([vae.centroid_spearman(vae.pca_embed(r.X, latent_dim, ~r.test)
 lr_plain, lr_star = sweep.long_range[0].mean(), sweep.long_range[gi].mean()
 lr_diff = sweep.long_range[gi] - sweep.long_range[0]
 lr_mean, lr_se = mean_se(lr_diff)
-for name, v in [("ch07-lr-plain", lr_plain), ("ch07-lr-star", lr_star),
-                ("ch07-lr-pca", pca_lr.mean()),
-                ("ch07-lr-diff", lr_mean), ("ch07-lr-se", lr_se)]:
-    glue(name, float(v), display=False)
+glue_values({
+    "ch07-lr-plain": lr_plain,
+    "ch07-lr-star": lr_star,
+    "ch07-lr-pca": pca_lr.mean(),
+    "ch07-lr-diff": lr_mean,
+    "ch07-lr-se": lr_se,
+})
 glue("ch07-lr-wins", int((lr_diff > 0).sum()), display=False)
 lr_umap = (vae.centroid_spearman(Zu, reps[0].labels, reps[0].reference) if Zu is not None
            else float("nan"))
@@ -391,11 +409,16 @@ ood_plain, ood_star = ho.ratio[:, 0].mean(), ho.ratio[:, 1].mean()
 ood_diff = (ho.ratio[:, 1] - ho.ratio[:, 0]).mean(0)  # per replicate, mean over clusters
 ood_better = int((ood_diff < 0).sum())
 ood_mean, ood_se = mean_se(ood_diff)
-for name, v in [("ch07-ood-plain", ood_plain), ("ch07-ood-star", ood_star),
-                ("ch07-ood-wins", ood_better), ("ch07-ood-rel", ood_star / ood_plain),
-                ("ch07-ood-diff", ood_mean), ("ch07-ood-se", ood_se),
-                ("ch07-knn-plain", ho.knn[:, 0].mean()), ("ch07-knn-star", ho.knn[:, 1].mean())]:
-    glue(name, float(v), display=False)
+glue_values({
+    "ch07-ood-plain": ood_plain,
+    "ch07-ood-star": ood_star,
+    "ch07-ood-wins": ood_better,
+    "ch07-ood-rel": ood_star / ood_plain,
+    "ch07-ood-diff": ood_mean,
+    "ch07-ood-se": ood_se,
+    "ch07-knn-plain": ho.knn[:, 0].mean(),
+    "ch07-knn-star": ho.knn[:, 1].mean(),
+})
 print(f"displacement / radius: plain {ood_plain:.3f}, Γ-VAE {ood_star:.3f}; 15-NN agreement "
       f"{ho.knn[:, 0].mean():.3f} → {ho.knn[:, 1].mean():.3f}")
 claim("gvae_ood", mean_bound(ood_diff, "upper"), "<", 0.0,
@@ -483,15 +506,16 @@ fate_pca = np.array([vae.fate_auroc(vae.pca_embed(r.X, latent_dim, ~r.test), r.f
                      if r.fate is not None else np.nan for r in reps])
 fate_true = np.array([vae.fate_auroc(d.latent, np.where(d.progenitor, d.fate, -1))
                       if d.latent is not None else np.nan for d, _ in pairs])
-for name, v in [("ch07-fate-plain", fate_plain), ("ch07-fate-star", fate_star),
-                ("ch07-fate-pca", np.nanmean(fate_pca) if np.any(np.isfinite(fate_pca))
-                 else float("nan")),
-                ("ch07-fate-true", np.nanmean(fate_true) if np.any(np.isfinite(fate_true))
-                 else float("nan"))]:
-    glue(name, float(v), display=False)
+glue_values({
+    "ch07-fate-plain": fate_plain,
+    "ch07-fate-star": fate_star,
+    "ch07-fate-pca": np.nanmean(fate_pca) if np.any(np.isfinite(fate_pca))
+        else float("nan"),
+    "ch07-fate-true": np.nanmean(fate_true) if np.any(np.isfinite(fate_true))
+        else float("nan"),
+})
 fig, ax = plt.subplots(figsize=(7.5, 3.6))
-ax.errorbar(x, sweep.fate_auroc.mean(1), sweep.fate_auroc.std(1) / np.sqrt(n_seeds),
-            fmt="o-", capsize=3, label="VAE (mean ± s.e. over replicates)")
+errorbar_mean_se(ax, x, sweep.fate_auroc, fmt="o-", label="VAE (mean ± s.e. over replicates)")
 for s in range(n_seeds):
     ax.plot(x, sweep.fate_auroc[:, s], color="tab:blue", alpha=0.2, lw=0.8)
 if np.any(np.isfinite(fate_pca)):
