@@ -99,6 +99,7 @@ from hyperribbon.linear import (
     gaussian_inputs,
     gd_closed_form,
     gd_explicit,
+    image_trajectories,
     init_weights,
     k_at,
     linear_basis_stress,
@@ -506,12 +507,13 @@ glue_figure("ch06-ext", fig)
 #
 # Chapter 4 embeds the trajectories of deep networks. As a small stand-in (chapter 4's
 # networks are not available to this chapter), we train {glue:text}`ch06-img-seeds`
-# linear softmax classifiers on raw pixels and as many one-hidden-layer ReLU networks
+# linear softmax classifiers on the pixels and as many one-hidden-layer ReLU networks
 # ({glue:text}`ch06-img-hidden` hidden units) on {glue:text}`ch06-img-train`
 # {glue:text}`ch06-img-set` training images (average-pooled), with SGD on the
-# cross-entropy, record their predictions on {glue:text}`ch06-img-eval` test images at
-# log-spaced checkpoints, and ask how much of the networks' geometry the InPCA basis of
-# the linear trajectories explains. This is a reduced version of the paper's comparison
+# cross-entropy (with chapter 4's training engine, on standardised images), record their
+# predictions on {glue:text}`ch06-img-eval` test images at log-spaced checkpoints, and
+# ask how much of the networks' geometry the InPCA basis of the linear trajectories
+# explains. This is a reduced version of the paper's comparison
 # (tiny networks, seconds of CPU).
 
 # %%
@@ -521,22 +523,11 @@ glue("ch06-img-train", image_train, display=False)
 glue("ch06-img-eval", image_eval, display=False)
 glue("ch06-img-set", image_set, display=False)
 if image_train > 0:
-    import torch
-
-    from hyperribbon.data import load_images
-    from hyperribbon.linear import train_image_trajectories
-
-    xi, yi = load_images(image_set, "train")
-    xt, _ = load_images(image_set, "test")
-    pool = torch.nn.AvgPool2d(image_pool)
-    sel = torch.randperm(len(xi), generator=torch.Generator().manual_seed(seed))[:image_train]
-    x_tr, y_tr = pool(xi[sel]), yi[sel]
-    x_ev = pool(xt[:image_eval])
-    fam = {}
-    for name, hidden in (("linear", 0), ("MLP", image_hidden)):
-        fam[name] = np.concatenate([train_image_trajectories(
-            x_tr, y_tr, x_ev, hidden=hidden, seed=seed + 100 + s, epochs=image_epochs,
-            lr=0.1, batch=50, n_ckpt=n_ckpt) for s in range(image_seeds)])
+    fam = {name: image_trajectories(
+        image_set, n_train=image_train, n_eval=image_eval, pool=image_pool, hidden=hidden,
+        seeds=[seed + 100 + s for s in range(image_seeds)], epochs=image_epochs, lr=0.1,
+        batch=50, n_ckpt=n_ckpt, subset_seed=seed)
+        for name, hidden in (("linear", 0), ("MLP", image_hidden))}
     P_all = np.concatenate([fam["linear"], fam["MLP"]])
     D_all = bhattacharyya(P_all, threads=1)
     nl = len(fam["linear"])

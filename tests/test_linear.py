@@ -10,6 +10,17 @@ from hyperribbon import linear as L
 from hyperribbon.inpca import bhattacharyya, inpca
 
 
+def _have(name: str) -> bool:
+    from hyperribbon import data
+
+    try:
+        data.locate(name, "train")
+        data.locate(name, "test")
+        return True
+    except data.DataError:
+        return False
+
+
 @pytest.fixture(scope="module")
 def prob():
     lam = L.spectrum("exp", 0.3, 6)
@@ -202,18 +213,22 @@ def test_rbf_and_rff():
     assert np.abs(Phi @ Phi.T - K).max() < 0.05
 
 
-def test_train_image_trajectories_linear():
-    rng = np.random.default_rng(0)
-    x = rng.random((60, 1, 4, 4)).astype(np.float32)
-    y = (x.reshape(60, -1)[:, 0] > 0.5).astype(np.int64)
-    P = L.train_image_trajectories(x, y, x[:10], hidden=0, seed=0, epochs=2, lr=0.5,
-                                   batch=20, n_ckpt=4, n_classes=2)
-    assert P.shape[1:] == (10, 2) and np.allclose(P.sum(-1), 1)
-    P2 = L.train_image_trajectories(x, y, x[:10], hidden=3, seed=0, epochs=2, lr=0.5,
-                                    batch=20, n_ckpt=4, n_classes=2)
-    assert P2.shape == P.shape
-    assert np.array_equal(P, L.train_image_trajectories(
-        x, y, x[:10], hidden=0, seed=0, epochs=2, lr=0.5, batch=20, n_ckpt=4, n_classes=2))
+@pytest.mark.skipif(not _have("fashion-mnist"), reason="Fashion-MNIST is not present")
+def test_image_trajectories_start_at_the_initialisation_and_learn(tmp_path, monkeypatch):
+    monkeypatch.setenv("HYPERRIBBON_CACHE", str(tmp_path))
+    kw = dict(n_train=200, n_eval=30, pool=2, seeds=[0, 1], epochs=3, lr=0.1, batch=50,
+              n_ckpt=5)
+    P = L.image_trajectories("fashion-mnist", hidden=0, **kw)
+    steps = L.checkpoints(3 * 4, 5)
+    assert P.shape == (2 * len(steps), 30, 10) and np.allclose(P.sum(-1), 1)
+    P2 = L.image_trajectories("fashion-mnist", hidden=8, **kw)
+    assert P2.shape == P.shape and not np.allclose(P, P2)
+    # the last checkpoint is further from the uniform prediction than the first
+    from hyperribbon.inpca import bhattacharyya_paired
+    U = np.full((1, 30, 10), 0.1)
+    first, last = P[:1], P[len(steps) - 1:len(steps)]
+    assert bhattacharyya_paired(last, U)[0] > bhattacharyya_paired(first, U)[0]
+    np.testing.assert_array_equal(P, L.image_trajectories("fashion-mnist", hidden=0, **kw))
 
 
 def test_linear_basis_stress():

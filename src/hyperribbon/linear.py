@@ -31,6 +31,7 @@ classical scaling, and the InPCA eigenvalues are proportional to the eigenvalues
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -49,6 +50,7 @@ __all__ = [
     "gaussian_inputs",
     "gd_closed_form",
     "gd_explicit",
+    "image_trajectories",
     "init_weights",
     "k_at",
     "linear_basis_stress",
@@ -63,7 +65,6 @@ __all__ = [
     "softmax",
     "spectrum",
     "teacher",
-    "train_image_trajectories",
 ]
 
 
@@ -412,47 +413,33 @@ def rff_features(A: np.ndarray, n_features: int, bandwidth: float, seed: int) ->
 # Bridge to chapter 4: linear models and small MLPs on images
 
 
-def train_image_trajectories(x: Any, y: Any, x_eval: Any, *, hidden: int, seed: int,
-                             epochs: int, lr: float, batch: int, n_ckpt: int,
-                             n_classes: int = 10) -> np.ndarray:
-    """Train one softmax classifier (linear when ``hidden == 0``, else a one-hidden-layer
-    ReLU MLP) with SGD on the cross-entropy; return its predictions on ``x_eval`` at
-    ``n_ckpt`` checkpoints (step 0 and log-spaced steps to the end), shape (n_ckpt', M, C).
-    CPU, deterministic for a seed."""
-    import torch
+def image_trajectories(image_set: str, *, n_train: int, n_eval: int, pool: int,
+                       hidden: int, seeds: Sequence[int], epochs: int, lr: float,
+                       batch: int, n_ckpt: int, subset_seed: int = 0,
+                       device: str = "cpu") -> np.ndarray:
+    """Prediction trajectories of softmax classifiers trained on images by plain SGD on
+    the cross-entropy (constant step): linear on the pixels when ``hidden == 0``, else a
+    one-hidden-layer ReLU MLP. Trained (and cached) by the training engine on a fixed
+    random subset of ``n_train`` training images; predictions on ``n_eval`` balanced test
+    images at ``n_ckpt`` checkpoints (step 0 and log-spaced steps, :func:`checkpoints`).
 
-    torch.manual_seed(seed)
-    x = torch.as_tensor(x).reshape(len(x), -1).float()
-    xe = torch.as_tensor(x_eval).reshape(len(x_eval), -1).float()
-    y = torch.as_tensor(y)
-    dim = x.shape[1]
-    if hidden == 0:
-        net = torch.nn.Linear(dim, n_classes)
-    else:
-        net = torch.nn.Sequential(torch.nn.Linear(dim, hidden), torch.nn.ReLU(),
-                                  torch.nn.Linear(hidden, n_classes))
-    opt = torch.optim.SGD(net.parameters(), lr=lr)
-    per_epoch = max(len(x) // batch, 1)
-    total = epochs * per_epoch
-    keep = set(checkpoints(total, n_ckpt).tolist())
-    g = torch.Generator().manual_seed(seed)
-    out = []
-    step = 0
-    with torch.no_grad():
-        out.append(torch.softmax(net(xe).double(), -1).numpy())
-    for _ in range(epochs):
-        perm = torch.randperm(len(x), generator=g)
-        for b in range(per_epoch):
-            idx = perm[b * batch:(b + 1) * batch]
-            loss = torch.nn.functional.cross_entropy(net(x[idx]), y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            step += 1
-            if step in keep:
-                with torch.no_grad():
-                    out.append(torch.softmax(net(xe).double(), -1).numpy())
-    return np.stack(out)
+    Returns
+    -------
+    numpy.ndarray, shape (len(seeds) * K, n_eval, 10): the runs' checkpoints, run by run.
+    """
+    from hyperribbon.training import RunSpec, Samples, train
+
+    specs = [RunSpec(train=Samples(image_set, "train", n_train, subset_seed, balanced=False,
+                                   pool=pool),
+                     record=(("eval", Samples(image_set, "test", n_eval, subset_seed,
+                                              pool=pool)),),
+                     arch="linear" if hidden == 0 else "mlp", width=max(hidden, 1),
+                     depth=1, optimizer="sgd", momentum=0.0, schedule="constant", lr=lr,
+                     batch_size=batch, epochs=epochs, log_checkpoints=n_ckpt, seed=s)
+             for s in seeds]
+    runs = train(specs, device=device, desc=f"{image_set} classifiers")
+    P = np.concatenate([np.asarray(r.probs("eval"), dtype=np.float64) for r in runs])
+    return P / P.sum(-1, keepdims=True)
 
 
 def linear_basis_stress(D_ref: np.ndarray, D_cross: np.ndarray, D_new: np.ndarray,

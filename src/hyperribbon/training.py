@@ -262,8 +262,9 @@ def checkpoint_steps(spec: RunSpec) -> np.ndarray:
         if not 2 <= spec.log_checkpoints <= T + 1:
             raise SpecError(f"RunSpec.log_checkpoints must be in [2, {T + 1}] (the "
                             f"training length in steps + 1), got {spec.log_checkpoints}")
-        s = np.unique(np.round(np.geomspace(1, T, spec.log_checkpoints - 1)))
-        return np.concatenate([[0], s]).astype(np.int64)
+        from hyperribbon.linear import checkpoints  # the schedule of chapter 6
+
+        return checkpoints(T, spec.log_checkpoints).astype(np.int64)
     segs = spec.checkpoints
     if not segs:
         raise SpecError("RunSpec.checkpoints must hold at least one (until, every) segment")
@@ -767,6 +768,30 @@ def _check_data(specs: Sequence[RunSpec]) -> None:
             data_mod.locate(name, split)
 
 
+#: Relative cost of a training step per unit of width (for scheduling only).
+_ARCH_COST = {"linear": 0.1, "mlp": 0.1, "cnn": 4.0, "convmixer": 1.0, "wrn": 12.0}
+
+
+def available_dataset(name: str, fallback: str) -> tuple[str, str]:
+    """``name`` when its files are present (or may be fetched), else ``fallback``.
+
+    Returns
+    -------
+    (dataset, note) : the dataset to use and one sentence saying which and why, for the
+        chapter's output.
+    """
+    try:
+        data_mod.locate(name, "train")
+        data_mod.locate(name, "test")
+        return name, f"dataset: {name}"
+    except data_mod.DataError as exc:
+        if name == fallback:
+            raise
+        data_mod.locate(fallback, "train")
+        return fallback, (f"dataset: {fallback} — {name} is not available here ({exc}); "
+                          f"the nearest real dataset is used instead")
+
+
 def _one_thread() -> None:
     torch.set_num_threads(1)
 
@@ -808,6 +833,9 @@ def train(specs: Sequence[RunSpec], *, executor: Executor | None = None,
             units.append(g)
         else:
             units += [[s] for s in g]
+    # longest first, so that parallel workers finish together (a rough cost model)
+    units.sort(key=lambda u: -len(u) * u[0].epochs * u[0].train.n * u[0].width
+               * _ARCH_COST[u[0].arch] * (1 + u[0].init_epochs / u[0].epochs))
     own = None
     if executor is None and workers > 1 and len(units) > 1 and dev.type == "cpu":
         import multiprocessing

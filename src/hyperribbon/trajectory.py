@@ -35,6 +35,9 @@ from hyperribbon.inpca import CLAMP, _validate, bhattacharyya, bhattacharyya_pai
 
 __all__ = [
     "Reindexed",
+    "common_range",
+    "index_to_epochs",
+    "sphere_mean",
     "geodesic",
     "geodesic_angle",
     "mean_trajectory",
@@ -471,3 +474,70 @@ def riemann_length(traj: Any) -> float:
         return 0.0
     d = bhattacharyya_paired(traj[:-1], traj[1:])
     return float(np.sum(np.sqrt(8.0 * np.maximum(d, 0.0))))
+
+
+def common_range(ts: Any) -> tuple[float, float]:
+    """The progress range every one of a set of runs reaches.
+
+    A run reaches the progress values between its first checkpoint's progress and the
+    largest progress it attains (on held-out samples the maximum can come before the end
+    of training). Values below the first checkpoint are not reached (re-indexing would
+    only repeat the first checkpoint there), values above the maximum neither (it would
+    repeat the last one). The common range runs from the largest first value to the
+    smallest maximum.
+
+    Parameters
+    ----------
+    ts : sequence of array_like, each (K_r,)
+        Progress of each run's checkpoints, in training order.
+
+    Returns
+    -------
+    (lo, hi) : floats; ``lo > hi`` when the runs share no range (an error is raised).
+    """
+    ts = [np.asarray(t, dtype=np.float64) for t in ts]
+    if not ts or any(t.ndim != 1 or t.size == 0 for t in ts):
+        raise ValueError("ts must be a non-empty sequence of non-empty 1-d arrays")
+    lo = max(float(t[0]) for t in ts)
+    hi = min(float(t.max()) for t in ts)
+    if lo >= hi:
+        raise ValueError(f"the runs share no progress range (first checkpoints reach up to "
+                         f"{lo:.3g}, the least advanced run stops at {hi:.3g})")
+    return lo, hi
+
+
+def index_to_epochs(index: Any, epochs: Any) -> np.ndarray:
+    """Convert fractional checkpoint indices (:attr:`Reindexed.index`) to epochs.
+
+    Index k - 1 + alpha lies between checkpoints k - 1 and k; its epoch is interpolated
+    linearly between theirs. NaN (never reached) stays NaN.
+
+    Parameters
+    ----------
+    index : array_like, (G,)
+    epochs : array_like, (K,) epoch of each checkpoint, increasing.
+
+    Returns
+    -------
+    numpy.ndarray, (G,)
+    """
+    index = np.asarray(index, dtype=np.float64)
+    epochs = np.asarray(epochs, dtype=np.float64)
+    out = np.interp(np.nan_to_num(index, nan=0.0), np.arange(epochs.size), epochs)
+    return np.where(np.isnan(index), np.nan, out)
+
+
+def sphere_mean(P: Any) -> np.ndarray:
+    """Mean of several models: per sample the normalised mean of sqrt(p), squared (the
+    same mean :func:`mean_trajectory` takes at each progress value).
+
+    Parameters
+    ----------
+    P : array_like, (S, M, C)
+
+    Returns
+    -------
+    numpy.ndarray, (M, C)
+    """
+    P = _probs(P, "P", ndim=(3,))
+    return mean_trajectory(P[:, None])[0]
