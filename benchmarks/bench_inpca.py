@@ -27,6 +27,8 @@ load average is printed. Writes a markdown table to stdout and to ``--out``.
     .venv/bin/python benchmarks/bench_inpca.py --sizes 30000 8000 --samples 1000 \\
         --reference-up-to 8000 --dtype-above 8000 float32     # the issue's targets
     .venv/bin/python benchmarks/bench_inpca.py --sizes 500 2000 --samples 500   # quick
+    .venv/bin/python benchmarks/bench_inpca.py --device cuda --sizes 100000 --samples 2000 \
+        --reference-up-to 0 --extras-up-to 0 --dtype float32   # the GPU target
 """
 
 from __future__ import annotations
@@ -144,25 +146,40 @@ def worker(method: str, n: int, a: argparse.Namespace) -> dict:
         dtype = a.dtype_above[1] if a.dtype_above and n > a.dtype_above[0] else a.dtype
         res["dtype"] = dtype
         P = np.load(src, mmap_mode="r")
-        out = None if a.in_memory else os.path.join(a.tmp, f"D_{n}.npy")
-        res["storage"] = "memory" if a.in_memory else "memmap file"
-        (D, res["clamped"]), res["t_dist"], res["cpu_dist"] = timed(
-            lambda: bhattacharyya(P, dtype=dtype, out=out, return_clamped=True))
-        rows = np.array(D[:64])
+        if a.device == "cuda":  # input and matrix on the GPU (untested here: no GPU)
+            P = torch.from_numpy(np.ascontiguousarray(P)).cuda()
+            out = torch.empty((n, n), dtype=getattr(torch, a.gpu_matrix), device="cuda")
+            res["storage"] = f"CUDA tensor ({a.gpu_matrix})"
+            torch.cuda.synchronize()
+        else:
+            out = None if a.in_memory else os.path.join(a.tmp, f"D_{n}.npy")
+            res["storage"] = "memory" if a.in_memory else "memmap file"
+
+        def sync(x):
+            if a.device == "cuda":
+                torch.cuda.synchronize()
+            return x
+
+        (D, res["clamped"]), res["t_dist"], res["cpu_dist"] = timed(lambda: sync(
+            bhattacharyya(P, dtype=dtype, out=out, device=a.device, return_clamped=True)))
+        rows = D[:64].cpu().numpy() if a.device == "cuda" else np.array(D[:64])
         r, res["t_eig"], res["cpu_eig"] = timed(lambda: inpca(D, k=a.k, overwrite=True))
         res["peak"] = peak_rss()
+        if a.device == "cuda":
+            res["peak_gpu"] = torch.cuda.max_memory_allocated() / 2**30
         lam = r.eigenvalues
         res["es"] = r.explained_stress.tolist()
         res["lam"] = lam.tolist()
         del D
         if n <= a.extras_up_to:
             other = "float32" if dtype == "float64" else "float64"
-            D2, res["t_other"], _ = timed(lambda: bhattacharyya(P, dtype=other,
-                                                                 return_clamped=True)[0])
+            D2, res["t_other"], _ = timed(lambda: bhattacharyya(
+                P, dtype=other, device=a.device, return_clamped=True)[0])
             res["other"], res["err_other"] = other, float(np.abs(D2[:64] - rows).max())
             del D2
             L = min(a.landmarks, n)
-            lm, res["t_landmark"], _ = timed(lambda: landmark_inpca(P, a.k, L, dtype=dtype))
+            lm, res["t_landmark"], _ = timed(lambda: landmark_inpca(P, a.k, L, dtype=dtype,
+                                                                    device=a.device))
             res["landmarks"] = L
             res["landmark_diff"] = compare_embeddings(lm.coords, r.coords, lm.signs, r.signs)
             res["landmark_diff3"] = compare_embeddings(lm.coords[:, :3], r.coords[:, :3],
@@ -224,6 +241,10 @@ def main() -> None:
     ap.add_argument("--extras-up-to", type=int, default=8000,
                     help="time the other precision and landmarks for N up to this")
     ap.add_argument("--landmarks", type=int, default=2000)
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                    help="cuda: input and N x N matrix on the GPU, eigensolver there too")
+    ap.add_argument("--gpu-matrix", default="float32", choices=["float32", "float64"],
+                    help="dtype of the N x N matrix on the GPU")
     ap.add_argument("--in-memory", action="store_true",
                     help="the N x N matrix in memory instead of a memory-mapped file")
     ap.add_argument("--out", type=Path, default=HERE / "results.md")
@@ -277,8 +298,9 @@ def main() -> None:
         "",
         f"`{cmd.strip()}` — M = {M} samples, C = {C} classes, top-{args.k} InPCA "
         f"components at both ends of the spectrum; {cpu}, {os.cpu_count()} cores, "
-        f"backend {o0['backend']}, {o0['threads']} threads; input: float32 `.npy` read "
-        f"through a memory map; N x N matrix: {o0['storage']}.",
+        f"device {args.device}, backend {o0['backend'] if args.device == 'cpu' else 'torch'}, "
+        f"{o0['threads']} threads; input: float32 `.npy` read through a memory map; "
+        f"N x N matrix: {o0['storage']}.",
         f"numpy GEMM rate: float64 {r64:.1f} GFLOP/s (at the end: {r64_end:.1f}), "
         f"float32 {r32:.1f} GFLOP/s; float64 per CPU second {c64:.1f} GFLOP/s.",
         f"`uptime` at start: `{up0}`; at end: `{up1}` — other engineers' processes shared "
@@ -309,6 +331,8 @@ def main() -> None:
             notes.append(f"N = {n}: reference distances {r['t_dist']:.0f} s "
                          f"(CPU {r['cpu_dist']:.0f} s), W and full eigh {r['t_eig']:.0f} s, "
                          f"peak RSS {r['peak']:.2f} GiB.")
+        if "peak_gpu" in o:
+            notes.append(f"N = {n}: peak GPU memory allocated {o['peak_gpu']:.2f} GiB.")
         if "t_other" in o:
             notes.append(f"N = {n}: the {o['other']} d_B takes {o['t_other']:.1f} s; its "
                          f"largest difference from the {o['dtype']} one "

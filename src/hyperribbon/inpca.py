@@ -25,7 +25,8 @@ remove that bottleneck without giving up float64:
   The result differs from a float64 sum of logs by rounding only (relative 1e-16 per
   product; the tests ask 1e-12).
 * On the CPU a small C kernel (compiled on first use with the system C compiler, cached
-  under ``cache_dir("kernels")`` and loaded with ``ctypes``) fuses the 10-term products,
+  in a per-user folder, never the shared cache (:func:`kernel_dir`), and loaded with
+  ``ctypes``) fuses the 10-term products,
   the clamp, the clamp count and the running product in registers, over cache-sized
   tiles of the upper triangle (d_B is symmetric, so half the pairs are computed), in as
   many threads as ``torch.get_num_threads()``. Without a C compiler, and on CUDA, the
@@ -71,11 +72,12 @@ import tempfile
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from hyperribbon.util import cache_dir, progress, resolve_device
+from hyperribbon.util import progress, resolve_device
 
 __all__ = [
     "CLAMP",
@@ -325,6 +327,24 @@ def _cpu_signature() -> str:
         return platform.processor()
 
 
+def kernel_dir() -> Path:
+    """The per-user folder of the compiled kernel: ``$XDG_CACHE_HOME`` (default
+    ``~/.cache``) ``/hyperribbon-kernels``, mode 0700.
+
+    Never ``HYPERRIBBON_CACHE``: a cache shared by the workers of a cluster holds data
+    only, and a shared library loaded from a folder others can write would run their code.
+    Raises PermissionError when the folder is not owned by this user or is writable by
+    others.
+    """
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    d = base / "hyperribbon-kernels"
+    d.mkdir(mode=0o700, parents=True, exist_ok=True)
+    st = d.stat()
+    if st.st_uid != os.getuid() or st.st_mode & 0o022:
+        raise PermissionError(f"{d} is not owned by this user or is writable by others")
+    return d
+
+
 @functools.lru_cache(maxsize=1)
 def _kernel() -> ctypes.CDLL | None:
     """Compile (once per machine, cached) and load the C kernel; None when impossible."""
@@ -335,12 +355,17 @@ def _kernel() -> ctypes.CDLL | None:
         warnings.warn("no C compiler found: bhattacharyya uses the (slower) torch path",
                       stacklevel=3)
         return None
+    try:
+        folder = kernel_dir()
+    except PermissionError as exc:
+        warnings.warn(f"{exc}: bhattacharyya uses the (slower) torch path", stacklevel=3)
+        return None
     src = _kernel_source()
     base = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-shared", "-fPIC"]
     for flags in (["-march=native", *base], base):
         key = hashlib.sha256("\0".join([src, cc, *flags, _cpu_signature(),
                                         platform.machine()]).encode()).hexdigest()[:16]
-        lib = cache_dir("kernels") / f"bhattacharyya_{key}.so"
+        lib = folder / f"bhattacharyya_{key}.so"
         if not lib.exists():
             with tempfile.TemporaryDirectory(dir=lib.parent) as tmp:
                 c_file = os.path.join(tmp, "kernel.c")
@@ -528,11 +553,13 @@ _BLOCK_ROWS = 2048  # more rows per block measured no faster (N = 8000: 6.2 s in
 # 2.9 s in blocks of 512 to 2048 rows: the running products of a block stay closer to cache)
 
 
-def _row_block(block: int | None, Na: int, Nb: int, per_entry: int) -> int:
-    """Rows per block: given, or as many as fit ``_BLOCK_BYTES``; a multiple of 64 (the
-    kernel's panels) unless it covers every row."""
+def _row_block(block: int | None, Na: int, Nb: int, per_entry: int, cuda: bool) -> int:
+    """Rows per block: given, or as many as fit ``_BLOCK_BYTES`` (at most
+    ``_BLOCK_ROWS``; on CUDA 8 times as much and no cap: fewer re-reads of the columns'
+    square roots); a multiple of 64 (the kernel's panels) unless it covers every row."""
     if block is None:
-        block = min(_BLOCK_ROWS, _BLOCK_BYTES // max(1, per_entry * Nb))
+        block = (8 * _BLOCK_BYTES // max(1, per_entry * Nb) if cuda else
+                 min(_BLOCK_ROWS, _BLOCK_BYTES // max(1, per_entry * Nb)))
     if block < 1:
         raise ValueError(f"block must be >= 1, got {block}")
     return Na if block >= Na else max(64, block // 64 * 64)
@@ -546,7 +573,7 @@ def _fill(P: Any, Q: Any | None, out: Any, *, chunk: int, precision: str, clamp:
     B = P if symmetric else Q
     Na, Nb, M = P.shape[0], B.shape[0], P.shape[1]
     per = (16 if precision == "float64" else 8) if use_kernel else 8
-    block = _row_block(block, Na, Nb, per)
+    block = _row_block(block, Na, Nb, per, dev.type == "cuda")
     count = 0
     pool = ThreadPoolExecutor(threads) if use_kernel else None
     try:
@@ -766,7 +793,8 @@ def bhattacharyya(
         tensor keeps D on the GPU).
     block : int, optional
         Rows per block (rounded down to a multiple of 64); default: as many as fit in
-        512 MiB of working memory, at most 2048.
+        512 MiB of working memory, at most 2048 (CUDA: 4 GiB, no cap). On CUDA pass P
+        as a CUDA tensor when it fits: every row block re-reads the columns' samples.
 
     Returns
     -------
