@@ -247,3 +247,54 @@ def test_the_documented_rule_never_picks_ensembles_on_a_cpu():
     assert tr.choose_path("cpu", "mlp", 32) == "loop"
     assert tr.choose_path("cuda", "cnn", 32) == "ensemble"
     assert tr.choose_path("cuda", "cnn", 1) == "loop"
+
+
+# ---------------------------------------------------------------------------------------
+# Methods and imprinting (chapter 5)
+
+IMPRINT = replace(TINY, record=(("imp", tr.Samples(n=100, offset=20, pool=2)),
+                                ("test", tr.Samples(split="test", n=100, pool=2))),
+                  imprint="imp", features=True, epochs=10, width=64)
+
+
+@needs_data
+@pytest.mark.parametrize("method", ["supervised", "protonet", "simclr"])
+def test_imprinted_predictions_follow_the_recorded_features(tmp_path, method):
+    from hyperribbon.imprinting import imprint
+
+    spec = replace(IMPRINT, method=method, n_way=4, k_shot=3, n_query=5)
+    [run] = tr.train([spec], device="cpu", cache=tmp_path)
+    y_imp = tr.samples(spec.record[0][1])[1].numpy()
+    y_te = tr.samples(spec.record[1][1])[1].numpy()
+    logp = run.array("imprinted_test")
+    assert logp.shape == (len(run.steps), 100, 10)
+    np.testing.assert_allclose(np.exp(logp).sum(-1), 1, atol=1e-4)
+    for k in (0, -1):
+        expect = imprint(run.array("features_imp")[k], y_imp, run.array("features_test")[k],
+                         10)
+        np.testing.assert_allclose(logp[k], expect, atol=1e-3, rtol=1e-4)
+    acc = (logp.argmax(-1) == y_te).mean(-1)
+    if method != "simclr":  # labelled methods improve the imprinted accuracy
+        assert acc[-1] > acc[0]
+
+
+def test_the_new_fields_are_checked():
+    with pytest.raises(tr.SpecError, match="imprint"):
+        replace(TINY, imprint="nope")
+    with pytest.raises(tr.SpecError, match="n_way"):
+        replace(TINY, method="protonet", n_way=1)
+    with pytest.raises(tr.SpecError, match="n_way"):
+        replace(TINY, method="protonet", n_way=4,
+                train=tr.Samples(n=200, pool=2, classes=(0, 1, 2)))
+    with pytest.raises(tr.SpecError, match="temperature"):
+        replace(TINY, method="simclr", temperature=0.0)
+    assert tr.choose_path("cuda", "cnn", 8, "protonet") == "loop"
+
+
+@needs_data
+def test_a_task_trains_on_its_classes_only(tmp_path):
+    spec = replace(TINY, train=tr.Samples(n=200, pool=2, classes=(3, 7)))
+    x, y = tr.samples(spec.train)
+    assert set(y.tolist()) == {3, 7} and len(y) == 200
+    [run] = tr.train([spec], device="cpu", cache=tmp_path)
+    assert run.error("fit")[-1] < 0.5

@@ -50,13 +50,13 @@ from hyperribbon.nets import ARCH_DEPTH, Classifier, check_architecture, classif
 from hyperribbon.util import cache_dir, progress, resolve_device
 
 #: Bump when a change to this module changes what a run produces.
-ENGINE_VERSION = 1
+ENGINE_VERSION = 2
 
 OPTIMIZERS = ("sgd", "nesterov", "adam")
 SCHEDULES = ("cosine", "constant")
 INITS = ("standard", "random_labels", "tiny_subset", "noisy")
 LABELS = ("true", "random")
-METHODS = ("supervised",)
+METHODS = ("supervised", "protonet", "simclr")
 #: Authors-like checkpoints in epochs: (until epoch, every so many epochs) segments, the
 #: last interval continuing to the end; t = 0, the first step and the last are added.
 DEFAULT_CHECKPOINTS: tuple[tuple[float, float], ...] = ((2.0, 0.25), (10.0, 1.0),
@@ -130,8 +130,8 @@ class RunSpec:
     schedule : "cosine" (stepped every iteration, to 0 at the end) or "constant".
     batch_size, epochs : minibatches drawn without replacement each epoch (the last,
         incomplete one dropped).
-    augment : random crop (padding 4 for 32-pixel images, 2 otherwise) and horizontal
-        flip of every training batch, on tensors.
+    augment : random crop (padding H / 8: 4 for 32-pixel images) and horizontal flip of
+        every training batch, on tensors (:func:`augment`).
     labels : "true", or "random": a fixed random label per training image (``label_seed``).
     init : "standard" (PyTorch's default initialisation) or a corner: "random_labels"
         (pre-trained for ``init_epochs`` on random labels of the training samples),
@@ -143,6 +143,15 @@ class RunSpec:
     checkpoints : ((until_epoch, every_epochs), ...); see :func:`checkpoint_steps`.
     log_checkpoints : > 0: that many checkpoints log-spaced in steps instead.
     features : also record the penultimate features on the recorded sets.
+    imprint : name of a recorded set to imprint on: at every checkpoint the class means
+        of its penultimate features are prototypes, and every other recorded set gets
+        ``imprinted_<set>``, the log-softmax of −‖f − μ_c‖² over all classes
+        (:func:`hyperribbon.imprinting.imprint`), whatever the task trained on.
+    method : "supervised" (cross-entropy of the head), "protonet" (episodic
+        meta-learning: one ``n_way``-way ``k_shot``-shot episode with ``n_query``
+        queries per class each step, the prototypical loss on the features) or "simclr"
+        (two augmented views of each batch, NT-Xent at ``temperature`` on the features;
+        labels unused).
     """
 
     train: Samples = field(default_factory=lambda: Samples(n=2000))
@@ -168,7 +177,12 @@ class RunSpec:
     checkpoints: tuple[tuple[float, float], ...] = DEFAULT_CHECKPOINTS
     log_checkpoints: int = 0
     features: bool = False
+    imprint: str = ""
     method: str = "supervised"
+    n_way: int = 5
+    k_shot: int = 5
+    n_query: int = 10
+    temperature: float = 0.5
 
     def __post_init__(self) -> None:
         for name, value, allowed in (("arch", self.arch, tuple(ARCH_DEPTH)),
@@ -196,10 +210,22 @@ class RunSpec:
         if self.batch_size > self.train.n:
             raise SpecError(f"RunSpec.batch_size {self.batch_size} exceeds the "
                             f"{self.train.n} training samples")
+        if self.method == "protonet" and (self.n_way < 2 or self.k_shot < 1
+                                          or self.n_query < 1):
+            raise SpecError(f"RunSpec.n_way must be >= 2 and k_shot, n_query >= 1, got "
+                            f"{self.n_way}, {self.k_shot}, {self.n_query}")
+        if self.method == "protonet" and self.n_way > len(
+                self.train.classes or range(self.n_classes)):
+            raise SpecError(f"RunSpec.n_way {self.n_way} exceeds the classes of the task")
+        if self.method == "simclr" and not self.temperature > 0:
+            raise SpecError(f"RunSpec.temperature must be > 0, got {self.temperature}")
         names = [n for n, _ in self.record]
         if len(set(names)) != len(names) or "fit" in names:
             raise SpecError(f"RunSpec.record: names must be distinct and not 'fit', got "
                             f"{names}")
+        if self.imprint and (self.imprint not in names or len(names) < 2):
+            raise SpecError(f"RunSpec.imprint: {self.imprint!r} must name a recorded set, "
+                            f"with at least one other set to evaluate on (have {names})")
         self.train.check("RunSpec.train")
         for name, s in self.record:
             s.check(f"RunSpec.record[{name}]")
@@ -340,9 +366,10 @@ def samples(s: Samples) -> tuple[torch.Tensor, torch.Tensor]:
 def augment(x: torch.Tensor, generator: torch.Generator, pad: int | None = None
             ) -> torch.Tensor:
     """Random crop with zero padding and random horizontal flip of a batch (N, C, H, W),
-    one draw per image, without Python loops over images."""
+    one draw per image, without Python loops over images. The default padding is H / 8
+    (4 for 32-pixel images, as the authors; 3 for 28, 1 for 14)."""
     n, c, h, w = x.shape
-    pad = (4 if h >= 32 else 2) if pad is None else pad
+    pad = max(1, h // 8) if pad is None else pad
     xp = nn.functional.pad(x, (pad, pad, pad, pad))
     dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator, device=x.device)
     dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator, device=x.device)
@@ -419,8 +446,11 @@ class _Group:
         s0 = specs[0]
         self.x, self.y = (t.to(device) for t in samples(s0.train))
         if s0.labels == "random":
-            g = torch.Generator().manual_seed(s0.label_seed)
-            self.y = torch.randint(0, s0.n_classes, (len(self.y),), generator=g).to(device)
+            from hyperribbon.tasks import random_labels
+
+            self.y = torch.from_numpy(random_labels(len(self.y), s0.n_classes,
+                                                    s0.label_seed)).to(device)
+        self.y_np = self.y.cpu().numpy()
         self.sets = {name: tuple(t.to(device) for t in samples(s)) for name, s in s0.record}
         self.models = [_initial_model(s, device) for s in specs]
         self.gens = [torch.Generator(device=device).manual_seed(s.seed) for s in specs]
@@ -464,6 +494,7 @@ class _Group:
     def record(self) -> None:
         self._train_mode(False)
         s0 = self.specs[0]
+        feats: dict[str, torch.Tensor] = {}
         with torch.no_grad():
             for name, (x, y) in [("fit", (self.x, self.y)), *self.sets.items()]:
                 logits = torch.cat([self._call(x[i:i + 2000], True)
@@ -476,10 +507,22 @@ class _Group:
                 if name == "fit":
                     continue
                 self._append(f"probs_{name}", logp.exp().float().cpu().numpy())
+                if s0.features or s0.imprint:
+                    feats[name] = torch.cat([self._call(x[i:i + 2000], True, "features")
+                                             for i in range(0, len(x), 2000)], dim=1)
                 if s0.features:
-                    feats = torch.cat([self._call(x[i:i + 2000], True, "features")
-                                       for i in range(0, len(x), 2000)], dim=1)
-                    self._append(f"features_{name}", feats.float().cpu().numpy())
+                    self._append(f"features_{name}", feats[name].float().cpu().numpy())
+            if s0.imprint:
+                from hyperribbon.imprinting import imprint
+
+                f_imp = feats[s0.imprint].double().cpu().numpy()
+                y_imp = self.sets[s0.imprint][1].cpu().numpy()
+                for name in self.sets:
+                    if name != s0.imprint:
+                        f_ev = feats[name].double().cpu().numpy()
+                        self._append(f"imprinted_{name}", np.stack([
+                            imprint(f_imp[k], y_imp, f_ev[k], s0.n_classes)
+                            for k in range(len(self.specs))]).astype(np.float32))
         self._append("steps", np.full(len(self.specs), self.step, dtype=np.int64))
         self._train_mode(True)
 
@@ -510,14 +553,40 @@ class _Group:
             loss.sum().backward()
             self.opt.step()
         else:
-            for m, opt, xb, i in zip(self.models, self.opts, xs, idx, strict=True):
-                loss = nn.functional.cross_entropy(m(xb), self.y[i])
+            for k, (m, opt, xb, i) in enumerate(zip(self.models, self.opts, xs, idx,
+                                                    strict=True)):
+                loss = self._loss(k, m, xb, i)
                 for g in opt.param_groups:
                     g["lr"] = lr
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
         self.step += 1
+
+    def _loss(self, k: int, m: Classifier, xb: torch.Tensor, i: torch.Tensor
+              ) -> torch.Tensor:
+        """The loss of model k on its batch (indices i, images xb) for the run's method."""
+        s = self.specs[k]
+        if s.method == "supervised":
+            return nn.functional.cross_entropy(m(xb), self.y[i])
+        from hyperribbon import losses
+
+        if s.method == "simclr":
+            v1, v2 = losses.contrastive_views(self.x[i], self.gens[k],
+                                              padding=max(1, self.x.shape[-1] // 8))
+            return losses.nt_xent(m.features(v1), m.features(v2), s.temperature)
+        seed = int(torch.randint(0, 2**62, (1,), generator=self.gens[k],
+                                 device=self.device))
+        ep = losses.sample_episode(self.y_np, s.n_way, s.k_shot, s.n_query,
+                                   np.random.default_rng(seed))
+        sup = torch.from_numpy(ep.support).to(self.device)
+        qry = torch.from_numpy(ep.query).to(self.device)
+        to = {"device": self.device}
+        return losses.prototypical_loss(m.features(self.x[sup]),
+                                        torch.from_numpy(ep.support_targets).to(**to),
+                                        m.features(self.x[qry]),
+                                        torch.from_numpy(ep.query_targets).to(**to),
+                                        s.n_way)
 
     def run_to_end(self, on_step=None) -> None:
         todo = set(self.steps.tolist())
@@ -699,15 +768,17 @@ def _save_state(path: Path, state: dict) -> None:
 # Training many runs
 
 
-def choose_path(device: torch.device | str, arch: str, k: int) -> str:
+def choose_path(device: torch.device | str, arch: str, k: int,
+                method: str = "supervised") -> str:
     """"ensemble" or "loop" for k runs of one architecture on ``device``.
 
     The documented rule, from ``benchmarks/bench_training.py`` and the measurements quoted
     in the module docstring: vmapped ensembles only on CUDA (on CPUs they were never faster
-    than a loop: 0.7–1.0x for MLPs, 0.2–0.3x for CNNs), and only for more than one run.
+    than a loop: 0.7–1.0x for MLPs, 0.2–0.3x for CNNs), only for more than one run, and
+    only for supervised training (episodes and contrastive views run as a loop).
     """
     dev = torch.device(device)
-    return "ensemble" if dev.type == "cuda" and k > 1 else "loop"
+    return "ensemble" if dev.type == "cuda" and k > 1 and method == "supervised" else "loop"
 
 
 def train_group(specs: Sequence[RunSpec], device: str = "auto", cache: str | None = None,
@@ -730,7 +801,9 @@ def train_group(specs: Sequence[RunSpec], device: str = "auto", cache: str | Non
     todo = [s for s in specs if load_cached(s, cache_p) is None]
     if not todo:
         return [str(run_dir(s, cache_p)) for s in specs]
-    path = path or choose_path(dev, todo[0].arch, len(todo))
+    path = path or choose_path(dev, todo[0].arch, len(todo), todo[0].method)
+    if path == "ensemble" and todo[0].method != "supervised":
+        raise ValueError(f"train_group: method {todo[0].method!r} trains as a loop only")
     partial = run_dir(todo[0], cache_p).with_name(
         "partial-" + hashlib.sha256("".join(s.key() for s in todo).encode()).hexdigest()[:16]
         + ".pt")
@@ -829,7 +902,7 @@ def train(specs: Sequence[RunSpec], *, executor: Executor | None = None,
         groups.setdefault(s.group_key(), []).append(s)
     units = []
     for g in groups.values():
-        if choose_path(dev, g[0].arch, len(g)) == "ensemble":
+        if choose_path(dev, g[0].arch, len(g), g[0].method) == "ensemble":
             units.append(g)
         else:
             units += [[s] for s in g]
