@@ -68,16 +68,13 @@ import numpy as np
 
 from hyperribbon.compendium import claim, glue, glue_figure, glue_values
 from hyperribbon.manifold import (
-    bound_ratio,
     box_corners,
-    cheb_bound,
     cheb_coefficients,
     cheb_points,
     check_chebyshev_params,
     coefficient_bound,
     from_unit,
-    geometric_fit,
-    pca_widths,
+    ribbon_fit,
     sample_box,
 )
 from hyperribbon.odes import (
@@ -205,8 +202,6 @@ theta_m = np.concatenate([box_corners(sir_lo, sir_hi), theta["sir"][:sir_n_theta
 sir_e = sir_ellipse_max(theta_m, 1 + np.geomspace(0.005, 2.0, sir_n_rho), sir_t_end,
                         sir_n_boundary, sir_max_step)
 M["sir"] = (sir_e.rho, sir_e.M)
-m_of = {"exp": n_times, "enzyme": len(ENZYME_U), "sir": n_times}
-bound = {k: cheb_bound(*M[k], m_of[k], m_of[k] - 2) for k in MODELS}
 glue("ch02-enzyme-rhomax", rho_max_enz, display=False)
 glue("ch02-sir-rhomax", float(sir_e.rho[sir_e.valid].max()), display=False)
 glue("ch02-sir-nb", sir_n_boundary, display=False)
@@ -222,24 +217,16 @@ glue("ch02-sir-ntheta", len(theta_m) - 8, display=False)
 # R_k.
 
 # %%
-W = {k: pca_widths(Y[k]) for k in MODELS}
-eps = np.finfo(float).eps
-summary = {}
-for key in MODELS:
-    w = W[key]
-    floor = 1e3 * eps * np.sqrt(m_of[key]) * w.residuals[0]  # what float64 can resolve
-    ratio, n_checked = bound_ratio(w.residuals, bound[key], floor)
-    rho_fit, r2 = geometric_fit(w.sigma[:N_FIT])
-    summary[key] = dict(ratio=ratio, n_checked=n_checked, rho_fit=rho_fit, r2=r2,
-                        rho_opt=float(bound[key].rho_opt[N_FIT - 1]))
-    glue(f"ch02-{key}-rhofit", rho_fit, display=False)
-    glue(f"ch02-{key}-rhoopt", summary[key]["rho_opt"], display=False)
-    glue(f"ch02-{key}-nchecked", n_checked, display=False)
+fits = {k: ribbon_fit(Y[k], *M[k], n_fit=N_FIT) for k in MODELS}
+W = {k: f.widths for k, f in fits.items()}
+for key, f in fits.items():
+    glue_values({f"ch02-{key}-rhofit": f.rho_fit, f"ch02-{key}-rhoopt": f.rho_opt,
+                 f"ch02-{key}-nchecked": f.n_checked})
 span_exp = float(np.log10(W["exp"].sigma[0] / W["exp"].sigma[N_FIT - 1]))
 
 fig, axes = plt.subplots(1, 3, figsize=(12, 3.8))
 for ax, key in zip(axes, MODELS, strict=True):
-    w, b = W[key], bound[key]
+    w, b = W[key], fits[key].bound
     k = np.arange(1, len(w.sigma) + 1)
     show = b.bound < 1e3 * w.residuals[0]
     ax.semilogy(k, w.sigma, "o", ms=4, label="σ_k (RMS width)")
@@ -276,17 +263,15 @@ glue_figure("ch02-widths", fig)
 # the approximation on all of [0.0625, 4].
 
 # %%
-for key in MODELS:
-    s = summary[key]
-    claim(f"cheb_bound_holds_{key}", s["ratio"], "<=", 1.0,
+for key, f in fits.items():
+    claim(f"cheb_bound_holds_{key}", f.ratio, "<=", 1.0,
           ref="Quinn et al. 2019: the Chebyshev bound on the widths",
-          detail=f"max over {s['n_checked']} degrees n of R_(n+1)/B_n, {MODELS[key]}"
+          detail=f"max over {f.n_checked} degrees n of R_(n+1)/B_n, {MODELS[key]}"
                  + (" (M over box corners + sampled θ)" if key == "sir" else ""))
-for key in MODELS:
-    s = summary[key]
-    claim(f"cheb_geometric_{key}", s["r2"], ">=", 0.9,
+for key, f in fits.items():
+    claim(f"cheb_geometric_{key}", f.r2, ">=", 0.9,
           ref="Quinn et al. 2019: widths decay geometrically (hyper-ribbon)",
-          detail=f"R² of log σ_k linear in k, k = 1..{N_FIT}; ρ_fit = {s['rho_fit']:.3g}")
+          detail=f"R² of log σ_k linear in k, k = 1..{N_FIT}; ρ_fit = {f.rho_fit:.3g}")
 claim("cheb_span_exp", span_exp, ">=", 4.0,
       ref="Quinn et al. 2019: exponential model widths span many decades",
       detail=f"log10(σ_1/σ_{N_FIT}), exponentials, Λ·T = {exp_lambda_t:g}")
@@ -333,6 +318,7 @@ for ax, key in zip(axes, MODELS, strict=True):
 axes[0].set_ylabel("|c_k| of sampled predictions")
 axes[0].legend(fontsize=8)
 glue_figure("ch02-coefficients", fig)
+eps = np.finfo(float).eps
 coef_ok = {k: bool(np.all(np.abs(coef[k]) <= coefficient_bound(*M[k], kk) + 1e3 * eps))
            for k in MODELS}
 print("all sampled |c_k| under the coefficient bound:", coef_ok)
@@ -396,24 +382,21 @@ sweep = []
 for lam_t in exp_sweep:
     th = sample_box(np.full(exp_n_rates, exp_rate_floor * lam_t),
                     np.full(exp_n_rates, lam_t), n_samples, rng_seeds["exp"])
-    ws = pca_widths(exp_decay(th, t_exp))
-    rho_fit, r2 = geometric_fit(ws.sigma[:N_FIT])
-    b = cheb_bound(rho_exp, exp_decay_M(rho_exp, lam_t), n_times, N_FIT - 1)
-    sweep.append(dict(lam_t=lam_t, sigma=ws.sigma, rho_fit=rho_fit, r2=r2,
-                      rho_opt=float(b.rho_opt[N_FIT - 1])))
-rho_fits = np.array([s["rho_fit"] for s in sweep])
-rho_opts = np.array([s["rho_opt"] for s in sweep])
+    sweep.append(ribbon_fit(exp_decay(th, t_exp), rho_exp, exp_decay_M(rho_exp, lam_t),
+                            n_fit=N_FIT))
+rho_fits = np.array([f.rho_fit for f in sweep])
+rho_opts = np.array([f.rho_opt for f in sweep])
 glue("ch02-sweep", ", ".join(f"{v:g}" for v in exp_sweep), display=False)
 glue("ch02-sweep-rhofit", ", ".join(f"{v:.3g}" for v in rho_fits), display=False)
 glue("ch02-sweep-rhoopt", ", ".join(f"{v:.3g}" for v in rho_opts), display=False)
 
 fig, ax = plt.subplots(figsize=(6, 4))
-for i, s in enumerate(sweep):
+for i, (lam_t, f) in enumerate(zip(exp_sweep, sweep, strict=True)):
     k = np.arange(1, N_FIT + 1)
-    ax.semilogy(k, s["sigma"][:N_FIT], "o", color=f"C{i}",
-                label=f"Λ·T = {s['lam_t']:g}: ρ_fit = {s['rho_fit']:.3g}")
-    logs = np.log(s["sigma"][:N_FIT])  # the least-squares line of geometric_fit
-    ax.semilogy(k, np.exp(logs.mean() - (k - k.mean()) * np.log(s["rho_fit"])), "-",
+    ax.semilogy(k, f.widths.sigma[:N_FIT], "o", color=f"C{i}",
+                label=f"Λ·T = {lam_t:g}: ρ_fit = {f.rho_fit:.3g}")
+    logs = np.log(f.widths.sigma[:N_FIT])  # the least-squares line of geometric_fit
+    ax.semilogy(k, np.exp(logs.mean() - (k - k.mean()) * np.log(f.rho_fit)), "-",
                 color=f"C{i}", lw=0.8)
 ax.set(xlabel="principal direction k", ylabel="RMS width σ_k",
        title="sum of exponentials: widths and geometric fits")

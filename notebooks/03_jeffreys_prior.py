@@ -68,22 +68,16 @@ from IPython.display import HTML, display
 
 from hyperribbon.compendium import claim, glue, glue_figure, glue_values
 from hyperribbon.data import load_images
-from hyperribbon.jeffreys import (
-    check_params,
-    html_table,
-    metric_check,
-    pca,
-    project,
-    study,
-)
+from hyperribbon.jeffreys import check_params, html_table, metric_check, study
 from hyperribbon.manifold import sample_box
 from hyperribbon.nets import TrainConfig, fit_cached, reconstruction_nll
 from hyperribbon.odes import exp_decay
+from hyperribbon.scores import pca, project
+from hyperribbon.util import torch_threads
 
 check_params(k_values=k_values, n_chains=n_chains, n_steps=n_steps, n_burn=n_burn,
              thin=thin, n_train=n_train, n_test=n_test, dataset=dataset, hidden=hidden)
-if threads:
-    torch.set_num_threads(threads)
+torch_threads(threads or None)  # for the whole chapter (0: torch's default)
 t_start = time.perf_counter()
 FAMILIES = {"sdae": "stacked denoising autoencoder", "dbn": "deep belief network"}
 K_MAIN = min(k for k in k_values if k >= 5)  # the code size of the detailed figures

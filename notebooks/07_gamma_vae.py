@@ -66,7 +66,7 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 
-from hyperribbon import expression, vae
+from hyperribbon import expression, scores, vae
 from hyperribbon.compendium import (
     claim,
     errorbar_mean_se,
@@ -191,8 +191,6 @@ print(f"γ sweep: {sweep.model.n_models} VAEs trained and scored in "
 g_star = vae.choose_gamma(gammas, sweep.rec_train, fit_tolerance)
 gi = gammas.index(g_star)
 glue("ch07-gstar", f"{g_star:g}", display=False)
-penalised = (tangent_weight * sweep.R_tangent + normal_weight * sweep.R_normal
-             if tangent_weight != normal_weight else tangent_weight * sweep.R)
 fit_change = sweep.rec_test[gi].mean() / sweep.rec_test[0].mean() - 1
 glue_values({
     "ch07-rec-plain": sweep.rec_test[0].mean(),
@@ -251,7 +249,7 @@ glue_figure("ch07-curvature", fig)
 # concerns how the coordinates run over it.)
 
 # %%
-claim("gvae_curvature_down", vae.monotone_ratio(penalised.mean(1)), "<", 1.0,
+claim("gvae_curvature_down", vae.monotone_ratio(sweep.R_penalised.mean(1)), "<", 1.0,
       ref="Kim et al. 2024, Γ-VAE regulariser (curvature vs γ)",
       detail="max over consecutive γ of R(γ_{k+1})/R(γ_k), R = mean penalised curvature "
              "on the latent grid, averaged over replicates")
@@ -274,8 +272,8 @@ claim("gvae_fit_kept", fit_change, "<=", 0.10,
 # installed — it is in `requirements.txt`, but the chapter runs without it).
 
 # %%
-Zp = vae.pca_embed(data.X, latent_dim, fit_rows=~reps[0].test)
-Zu = vae.umap_embed(data.X, latent_dim, seed=seeds[0]) if umap_baseline else None
+Zp = scores.pca_embed(data.X, latent_dim, fit_rows=~reps[0].test)
+Zu = scores.umap_embed(data.X, latent_dim, seed=seeds[0]) if umap_baseline else None
 if Zu is None:
     print("UMAP baseline skipped: " + ("umap-learn is not installed" if umap_baseline
                                        else "umap_baseline=False"))
@@ -286,7 +284,7 @@ cmap = plt.get_cmap("tab20")
 fig, axes = plt.subplots(2, len(panels), figsize=(3.4 * len(panels), 6.4), squeeze=False)
 prog = data.progenitor
 for j, (title, Z) in enumerate(panels):
-    Z = vae.as_plane(Z)
+    Z = scores.as_plane(Z)
     ax = axes[0, j]
     for k, name in enumerate(data.label_names):
         sel = data.labels == k
@@ -326,8 +324,8 @@ glue_figure("ch07-embeddings", fig)
 # pairs of the {glue:text}`ch07-n-clusters` clusters.
 
 # %%
-pca_lr = np.array([vae.centroid_spearman(vae.pca_embed(r.X, latent_dim, ~r.test), r.labels,
-                                         r.reference) for r in reps])
+pca_lr = np.array([scores.centroid_spearman(scores.pca_embed(r.X, latent_dim, ~r.test),
+                                            r.labels, r.reference) for r in reps])
 lr_plain, lr_star = sweep.long_range[0].mean(), sweep.long_range[gi].mean()
 lr_diff = sweep.long_range[gi] - sweep.long_range[0]
 lr_mean, lr_se = mean_se(lr_diff)
@@ -339,7 +337,7 @@ glue_values({
     "ch07-lr-se": lr_se,
 })
 glue("ch07-lr-wins", int((lr_diff > 0).sum()), display=False)
-lr_umap = (vae.centroid_spearman(Zu, reps[0].labels, reps[0].reference) if Zu is not None
+lr_umap = (scores.centroid_spearman(Zu, reps[0].labels, reps[0].reference) if Zu is not None
            else float("nan"))
 glue("ch07-lr-umap", "not computed" if Zu is None else
      f"{lr_umap:.3f} (plain VAE {sweep.long_range[0, 0]:.3f}, Γ-VAE "
@@ -434,9 +432,8 @@ hm = lab0 == c0
 fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
 for ax, k, title in [(axes[0], 0, "plain VAE (γ = 0)"), (axes[1], 1, f"Γ-VAE (γ = {g_star:g})")]:
     Zw, Zo = sweep.Z[[0, gi][k], 0], ho.Z_without[0, k, 0]
-    Q, a, b = vae.procrustes_align(Zo[~hm], Zw[~hm])
-    moved = vae.as_plane((Zo[hm] - a) @ Q + b)
-    Zw = vae.as_plane(Zw)
+    moved = scores.as_plane(scores.align_heldout(Zw, Zo, hm))
+    Zw = scores.as_plane(Zw)
     ax.scatter(Zw[~hm, 0], Zw[~hm, 1], s=2, color="0.8", label="other cells", rasterized=True)
     ax.scatter(Zw[hm, 0], Zw[hm, 1], s=4, color="tab:blue",
                label=f"{data.label_names[c0]}, trained with", rasterized=True)
@@ -502,9 +499,9 @@ fate_mean, fate_se = mean_se(fate_diff)
 glue("ch07-fate-diff", fate_mean, display=False)
 glue("ch07-fate-se", fate_se, display=False)
 glue("ch07-fate-wins", int(np.sum(fate_diff > 0)), display=False)
-fate_pca = np.array([vae.fate_auroc(vae.pca_embed(r.X, latent_dim, ~r.test), r.fate)
+fate_pca = np.array([scores.fate_auroc(scores.pca_embed(r.X, latent_dim, ~r.test), r.fate)
                      if r.fate is not None else np.nan for r in reps])
-fate_true = np.array([vae.fate_auroc(d.latent, np.where(d.progenitor, d.fate, -1))
+fate_true = np.array([scores.fate_auroc(d.latent, np.where(d.progenitor, d.fate, -1))
                       if d.latent is not None else np.nan for d, _ in pairs])
 glue_values({
     "ch07-fate-plain": fate_plain,

@@ -8,7 +8,6 @@ import torch
 from torch import nn
 
 from hyperribbon import jeffreys as J
-from hyperribbon.manifold import pca_widths
 from hyperribbon.nets import SigmoidAutoencoder
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -145,17 +144,6 @@ def test_uniform_codes():
     assert torch.equal(u, J.uniform_codes(20000, 3, seed=0))
     # saturated fraction of a uniform cube: 1 − 0.9^k
     assert J.saturated_fraction(u) == pytest.approx(1 - 0.9**3, abs=0.01)
-
-
-def test_pca_and_project_agree_with_numpy():
-    rng = np.random.default_rng(0)
-    Y = rng.standard_normal((300, 4)) @ np.diag([3.0, 1.0, 0.5, 0.1]) @ np.linalg.qr(
-        rng.standard_normal((4, 4)))[0] + 2.0
-    a, b = J.pca(Y), pca_widths(Y)
-    assert np.allclose(a.sigma, b.sigma) and np.allclose(a.residuals, b.residuals)
-    assert np.allclose(a.ranges, b.ranges) and np.allclose(a.mean, b.mean)
-    assert np.allclose(np.abs(a.projections), np.abs(b.projections))
-    assert np.allclose(J.project(Y, a.mean, a.components), a.projections)
 
 
 def test_check_params():

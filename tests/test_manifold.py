@@ -16,7 +16,7 @@ from hyperribbon.manifold import (
     coefficient_bound,
     from_unit,
     geometric_fit,
-    pca_widths,
+    ribbon_fit,
     sample_box,
     to_unit,
 )
@@ -120,24 +120,40 @@ def test_sample_box_log_uniform():
         sample_box(np.array([0.0]), np.array([1.0]), 5, 0)
 
 
-def test_pca_widths_of_a_known_cloud():
-    rng = np.random.default_rng(1)
-    sd = np.array([3.0, 1.0, 0.1])
-    Q, _ = np.linalg.qr(rng.normal(size=(5, 5)))
-    X = rng.normal(size=(200000, 3)) * sd
-    Y = X @ Q[:3] + 7.0
-    w = pca_widths(Y)
-    assert np.allclose(w.sigma[:3], sd, rtol=0.01) and np.all(w.sigma[3:] < 1e-10)
-    # residual of the best k-dim affine subspace = RMS of the discarded coordinates
-    assert w.residuals[0] ** 2 == pytest.approx(np.mean(np.sum((Y - Y.mean(0)) ** 2, 1)))
-    assert w.residuals[1] == pytest.approx(np.sqrt(np.sum(w.sigma[1:] ** 2)))
-    assert w.residuals[-1] == 0
-    assert np.allclose(np.abs(w.components[0] @ Q[0]), 1, atol=1e-3)
-    # a uniform segment of length 2: range 2, RMS width 2/√12
-    u = np.linspace(-1, 1, 1001)[:, None] * np.array([[0.6, 0.8]])
-    wu = pca_widths(u)
-    assert wu.ranges[0] == pytest.approx(2.0) and wu.sigma[0] == pytest.approx(
-        np.sqrt(np.mean(np.linspace(-1, 1, 1001) ** 2)))
+def test_ribbon_fit_of_a_cloud_with_geometric_widths():
+    # a centred cloud with orthogonal columns of RMS width 3^-k along orthonormal
+    # directions: the widths are exact, their geometric fit is ρ = 3 with R² = 1
+    rng = np.random.default_rng(4)
+    N, m, r = 64, 12, 10
+    U, _ = np.linalg.qr(rng.normal(size=(N, r)) - rng.normal(size=(N, r)).mean(0))
+    U -= U.mean(0)
+    U, _ = np.linalg.qr(U)  # still centred: the mean lies in no column's span
+    V, _ = np.linalg.qr(rng.normal(size=(m, r)))
+    sigma = 3.0 ** -np.arange(r)
+    Y = np.sqrt(N) * (U * sigma) @ V.T + 5.0
+    rho, M = np.array([2.0, 4.0]), np.array([1.0, 3.0])
+    fit = ribbon_fit(Y, rho, M, n_fit=6)
+    assert np.allclose(fit.widths.sigma[:r], sigma, rtol=1e-8)
+    assert fit.rho_fit == pytest.approx(3.0) and fit.r2 == pytest.approx(1.0)
+    b = cheb_bound(rho, M, m, m - 2)
+    assert np.array_equal(fit.bound.bound, b.bound) and fit.rho_opt == b.rho_opt[5]
+    floor = 1e3 * np.finfo(float).eps * np.sqrt(m) * fit.widths.residuals[0]
+    assert (fit.ratio, fit.n_checked) == bound_ratio(fit.widths.residuals, b, floor)
+
+
+def test_ribbon_fit_of_sampled_exponentials_obeys_the_bound():
+    # the theorem: every residual R_(n+1) is below the Chebyshev bound B_n
+    t = np.linspace(0, 1, 30)
+    theta = sample_box(np.full(3, 0.1), np.full(3, 4.0), 500, seed=0)
+    Y = np.exp(-theta[:, :, None] * t).mean(1)
+    rho = 1 + np.geomspace(1e-3, 100, 200)
+    # on the Bernstein ellipse of [0, 1], Re t ≥ (1 − (ρ + 1/ρ)/2)/2, so for θ ≤ Λ = 4
+    # |exp(−θ t)| ≤ exp(Λ (ρ + 1/ρ − 2)/4)
+    with np.errstate(over="ignore"):
+        M = np.exp(4.0 * (rho + 1 / rho - 2) / 4)
+    fit = ribbon_fit(Y, rho, M, n_fit=8)
+    assert fit.ratio <= 1.0 and fit.n_checked >= 3
+    assert fit.rho_fit > 1 and fit.r2 > 0.9
 
 
 def test_geometric_fit_noisy_and_exact():

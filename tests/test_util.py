@@ -46,6 +46,17 @@ def test_torch_threads_sets_and_restores(monkeypatch):
         pass
 
 
+def test_torch_threads_as_a_statement_holds_until_changed():
+    before = torch.get_num_threads()
+    try:
+        util.torch_threads(1)
+        assert torch.get_num_threads() == 1
+        util.torch_threads(None)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_atomic_path_replaces_only_on_success(tmp_path):
     dest = tmp_path / "sub" / "table.csv"
     with util.atomic_path(dest) as tmp:

@@ -19,8 +19,8 @@ log σ'(u) = log σ(u) + log σ(−u), finite for every u.
 - :func:`metric_fd`, :func:`metric_check`: the same metric from central finite
   differences, and the largest relative error of log det g between the two.
 - :func:`saturated_fraction`, :func:`boundary_distance`, :func:`whitened_radius`,
-  :func:`aspect_ratio`, :func:`uniform_codes`, :func:`pca`, :func:`project`: the
-  chapter's analyses.
+  :func:`aspect_ratio`, :func:`uniform_codes`: the chapter's analyses (principal widths by
+  :func:`hyperribbon.scores.pca`).
 - :func:`study` → :class:`Study`: Jeffreys samples of one network compared with its
   encoded data and with uniform codes.
 - :func:`check_params`, :func:`html_table`: the notebook's parameter rules and tables.
@@ -36,8 +36,8 @@ import numpy as np
 import torch
 from torch.func import jacfwd, vmap
 
-from .manifold import Widths
 from .sampling import Chains, ess, metropolis, rhat
+from .scores import Widths, pca, project
 
 #: Code sizes the chapter supports (the paper goes up to 30).
 K_RANGE = (2, 30)
@@ -244,37 +244,9 @@ def whitened_radius(points: np.ndarray, mean: np.ndarray, components: np.ndarray
     Parameters
     ----------
     points : (N, m); mean : (m,); components : (r, m) orthonormal rows; sigma : (r,)
-        the RMS widths along them (e.g. from :func:`hyperribbon.manifold.pca_widths`)
+        the RMS widths along them (e.g. from :func:`hyperribbon.scores.pca`)
     """
     return np.linalg.norm(project(points, mean, components) / np.asarray(sigma), axis=-1)
-
-
-def project(points: np.ndarray, mean: np.ndarray, components: np.ndarray) -> np.ndarray:
-    """Coordinates (N, r) of points (N, m) along orthonormal directions (r, m) about a
-    centre (m,): (p − mean) Vᵀ (computed with torch, see :func:`pca`)."""
-    p = torch.as_tensor(np.asarray(points), dtype=torch.float64)
-    return ((p - torch.as_tensor(np.asarray(mean), dtype=torch.float64))
-            @ torch.as_tensor(np.asarray(components), dtype=torch.float64).T).numpy()
-
-
-def pca(Y: np.ndarray | torch.Tensor) -> Widths:
-    """Principal widths of the rows of Y (N, m), computed with torch.
-
-    The same quantities as :func:`hyperribbon.manifold.pca_widths` (RMS widths σ, ranges,
-    residuals, directions, projections, centre), by a float64 ``torch.linalg.svd``, which
-    follows ``torch.set_num_threads`` (numpy's BLAS thread pool does not, and on a busy
-    shared machine its spinning threads can make one SVD twenty times slower).
-    """
-    Yt = torch.as_tensor(np.asarray(Y) if not isinstance(Y, torch.Tensor) else Y,
-                         dtype=torch.float64)
-    mean = Yt.mean(0)
-    U, s, Vt = torch.linalg.svd(Yt - mean, full_matrices=False)
-    sigma = (s / np.sqrt(len(Yt))).numpy()
-    proj = (U * s).numpy()
-    tail = np.cumsum((sigma ** 2)[::-1])[::-1]
-    return Widths(sigma=sigma, ranges=proj.max(axis=0) - proj.min(axis=0),
-                  residuals=np.sqrt(np.append(tail, 0.0)), components=Vt.numpy(),
-                  projections=proj, mean=mean.numpy())
 
 
 def aspect_ratio(sigma: np.ndarray, k: int) -> float:
@@ -356,7 +328,7 @@ class Study:
         images, and uniform-in-code controls
     x_jeffreys, x_data, x_uniform : (N, m) their reconstructions x̂(h)
     widths, widths_hellinger : PCA of the Jeffreys reconstructions in pixel space and in
-        the Hellinger map 2√x̂ (:class:`~hyperribbon.manifold.Widths`)
+        the Hellinger map 2√x̂ (:class:`~hyperribbon.scores.Widths`)
     pc_draws : (n_kept, C, n_pc) the first principal coordinates of each chain's draws
     rhat, ess : (n_pc,) split R̂ and effective sample size of those coordinates
     """

@@ -2,11 +2,12 @@
 
 A model maps parameters θ to predictions y(t_k; θ) at m values of a control variable t.
 Sampling many θ and stacking the predictions gives a cloud in R^m; its principal widths
-(:func:`pca_widths`) estimate the widths of the model manifold. If y(·; θ) is analytic in
-the Bernstein ellipse E_ρ of the (rescaled) interval and bounded there by M(ρ) for every
+(:func:`hyperribbon.scores.pca`) estimate the widths of the model manifold. If y(·; θ) is
+analytic in the Bernstein ellipse E_ρ of the (rescaled) interval and bounded there by M(ρ) for every
 θ, the degree-n Chebyshev interpolant is within 4 M ρ^-n / (ρ − 1) of y in the sup norm,
 so every prediction vector lies within B_n = √m · 4 M ρ^-n / (ρ − 1) of one fixed
 (n+1)-dimensional subspace (:func:`cheb_bound`; Quinn, Wilber, Townsend & Sethna 2019).
+:func:`ribbon_fit` puts the two side by side for one sampled model.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.polynomial import chebyshev as C
+
+from .scores import Widths, pca
 
 # ---- intervals, points and coefficients ----------------------------------------------
 
@@ -138,9 +141,10 @@ def bound_ratio(residuals: np.ndarray, bound: ChebBound, floor: float) -> tuple[
     """Largest R_{n+1} / B_n over the degrees n whose B_n exceeds ``floor``.
 
     ``residuals[k]`` is the residual of the best k-dimensional affine subspace
-    (:attr:`Widths.residuals`); the (n+1)-dimensional span of T_0 … T_n is one such
-    subspace, so R_{n+1} ≤ B_n is a theorem. ``floor`` excludes degrees where B_n is below
-    what float64 arithmetic can resolve. Returns (ratio, number of degrees checked).
+    (:attr:`hyperribbon.scores.Widths.residuals`); the (n+1)-dimensional span of
+    T_0 … T_n is one such subspace, so R_{n+1} ≤ B_n is a theorem. ``floor`` excludes
+    degrees where B_n is below what float64 arithmetic can resolve. Returns (ratio,
+    number of degrees checked).
     """
     n = bound.n[(bound.bound > floor) & (bound.n + 1 < len(residuals))]
     if len(n) == 0:
@@ -169,43 +173,6 @@ def sample_box(lo: np.ndarray, hi: np.ndarray, n: int, seed: int,
     return lo + u * (hi - lo)
 
 
-@dataclass
-class Widths:
-    """Principal widths of a cloud of N prediction vectors in R^m.
-
-    Attributes
-    ----------
-    sigma : (r,) RMS of the projections on each principal direction (singular value/√N).
-    ranges : (r,) max − min of the projections on each principal direction.
-    residuals : (r + 1,) R_k = √(Σ_{j≥k} σ_j²), the RMS distance to the best
-        k-dimensional affine subspace (k = 0 … r; R_r = 0).
-    components : (r, m) principal directions (rows, unit norm).
-    projections : (N, r) coordinates of the centred points on them.
-    mean : (m,) the centre.
-    """
-
-    sigma: np.ndarray
-    ranges: np.ndarray
-    residuals: np.ndarray
-    components: np.ndarray
-    projections: np.ndarray
-    mean: np.ndarray
-
-
-def pca_widths(Y: np.ndarray) -> Widths:
-    """Centre the N × m predictions Y and take the SVD: widths, ranges, residuals R_k."""
-    Y = np.asarray(Y, dtype=float)
-    N = Y.shape[0]
-    mean = Y.mean(axis=0)
-    U, s, Vt = np.linalg.svd(Y - mean, full_matrices=False)
-    proj = U * s
-    sigma = s / np.sqrt(N)
-    tail = np.cumsum((sigma ** 2)[::-1])[::-1]
-    residuals = np.sqrt(np.append(tail, 0.0))
-    ranges = proj.max(axis=0) - proj.min(axis=0)
-    return Widths(sigma, ranges, residuals, Vt, proj, mean)
-
-
 def geometric_fit(values: np.ndarray) -> tuple[float, float]:
     """Least-squares fit log v_k = a − k log ρ over k = 0 … len − 1.
 
@@ -219,6 +186,47 @@ def geometric_fit(values: np.ndarray) -> tuple[float, float]:
     ss_tot = np.sum((y - y.mean()) ** 2)
     r2 = 1.0 - np.sum(resid ** 2) / ss_tot if ss_tot > 0 else 1.0
     return float(np.exp(-slope)), float(r2)
+
+
+@dataclass
+class RibbonFit:
+    """The widths of one sampled model manifold against its Chebyshev bound.
+
+    Attributes
+    ----------
+    widths : the principal widths of the predictions (:func:`hyperribbon.scores.pca`)
+    bound : B_n for n = 0 … m − 2 (:func:`cheb_bound`)
+    ratio, n_checked : the largest R_{n+1}/B_n over the degrees whose B_n float64 can
+        resolve, and how many (:func:`bound_ratio`); ratio ≤ 1 is the theorem
+    rho_fit, r2 : geometric fit of the first ``n_fit`` widths (:func:`geometric_fit`)
+    rho_opt : the ellipse that minimises the bound at degree n_fit − 1
+    """
+
+    widths: Widths
+    bound: ChebBound
+    ratio: float
+    n_checked: int
+    rho_fit: float
+    r2: float
+    rho_opt: float
+
+
+def ribbon_fit(Y: np.ndarray, rho: np.ndarray, M: np.ndarray, n_fit: int = 8) -> RibbonFit:
+    """Principal widths of the predictions Y (N × m) compared with the Chebyshev bound
+    from M(ρ) (:func:`cheb_bound`), and their geometric fit over the first ``n_fit``.
+
+    Degrees whose bound lies below 10³ ε √m R_0 (what float64 arithmetic resolves in
+    predictions of that spread) are not checked.
+    """
+    Y = np.asarray(Y, dtype=float)
+    m = Y.shape[1]
+    w = pca(Y)
+    bound = cheb_bound(rho, M, m, m - 2)
+    floor = 1e3 * np.finfo(float).eps * np.sqrt(m) * w.residuals[0]
+    ratio, n_checked = bound_ratio(w.residuals, bound, floor)
+    rho_fit, r2 = geometric_fit(w.sigma[:n_fit])
+    return RibbonFit(w, bound, ratio, n_checked, rho_fit, r2,
+                     float(bound.rho_opt[n_fit - 1]))
 
 
 def box_corners(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:

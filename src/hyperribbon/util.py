@@ -110,18 +110,27 @@ def atomic_path(dest: Path | str) -> Iterator[Path]:
             tmp.unlink()
 
 
-@contextlib.contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """Run the block with ``n`` torch intra-op threads (``None``: leave the setting as
-    it is); the previous setting is restored afterwards, also on an error."""
-    import torch
+class torch_threads:  # lower case: used like a function, as torch.set_grad_enabled
+    """Set torch's intra-op threads to ``n`` (``None``: leave the setting as it is).
 
-    old = torch.get_num_threads()
-    if n is not None:
-        if n < 1:
-            raise ValueError(f"threads = {n}: at least one thread")
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
+    As a context manager the previous setting is restored when the block ends, also on
+    an error; called as a plain statement (a notebook's first cell) it holds for the rest
+    of the process, like ``torch.set_grad_enabled``.
+    """
+
+    def __init__(self, n: int | None) -> None:
+        import torch
+
+        self.previous = torch.get_num_threads()
+        if n is not None:
+            if n < 1:
+                raise ValueError(f"threads = {n}: at least one thread")
+            torch.set_num_threads(n)
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc) -> None:
+        import torch
+
+        torch.set_num_threads(self.previous)

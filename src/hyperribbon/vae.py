@@ -1,49 +1,44 @@
 """VAEs and the Γ-VAE curvature regulariser (Kim et al. 2024), trained many at once.
 
 A decoder f: R^d → R^D maps the latent space onto a d-dimensional manifold of expression
-space. Its second derivatives ∂²f/∂z_i∂z_j split into a part tangent to the manifold
-(the connection coefficients Γ, "parameter-effects curvature") and a part normal to it
-(extrinsic curvature). The penalty at a latent point z is the mean over unit directions
-v (uniform on the sphere S^{d-1}) of the squared second directional derivative,
-
-    R(z) = E_v ‖P f_vv(z)‖²,      f_vv = Σ_ij ∂²f/∂z_i∂z_j v_i v_j,
-
-with P = I (total), P_T (tangent: projector on the column space of J = ∂f/∂z) or
-P_N = I − P_T (normal). It is rotation invariant in the latent space, and for small d it
-is computed exactly from the Hessian entries H_ij (nested forward-mode ``torch.func.jvp``)
-with the isotropic moment identity
-
-    d(d+2) E_v ‖Σ_ij H_ij v_i v_j‖² = ‖Σ_i H_ii‖² + 2 Σ_ij ‖H_ij‖²;
-
-for larger d it is estimated without bias from random directions (one nested jvp each).
-``scale_free`` divides by E_v ‖J v‖⁴ (the same identity with H → JᵀJ), which makes R
-invariant under a rescaling of the latent space.
+space; the Γ-VAE adds γ·R to the VAE's loss, R the curvature of the decoder
+(:mod:`hyperribbon.curvature`: total, tangent Γ and normal parts), computed here by
+forward-mode Taylor propagation through the decoder's tanh layers
+(:func:`decoder_curvature`) so that its gradient in the weights is cheap.
 
 Models of one shape are trained together: every weight carries a leading model axis and
 the layers are batched matrix products, so a sweep over γ, seeds and held-out clusters is
-one training loop. The module also holds the chapter's analyses: PCA, centroid-distance
-Spearman correlation, Procrustes re-embedding of a held-out cluster, k-NN label agreement
-and cross-validated logistic-regression AUROC.
+one training loop (:func:`train`, with the elementwise :class:`Adam` written out here).
+The chapter's experiments (:func:`gamma_sweep`, :func:`heldout_sweep`) score the models
+with the generic analyses of :mod:`hyperribbon.scores`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 import torch
-from torch.func import jvp
 
+from .curvature import (
+    MAX_EXACT_DIM,
+    PARTS,
+    random_unit,
+    reduce_exact,
+    reduce_random,
+    resolve_mode,
+)
+from .scores import centroid_spearman, fate_auroc, reembed_heldout
 from .util import progress, resolve_device, torch_threads
 
 LIKELIHOODS = ("gaussian", "nb")
-PARTS = ("total", "tangent", "normal")
-MAX_EXACT_DIM = 10  # exact Hessian entries up to this latent dimension (d(d+1)/2 jvps)
 MAX_LATENT_DIM = 64
 
 Tensor = torch.Tensor
+A = TypeVar("A", Tensor, np.ndarray)
 
 
 # ---------------------------------------------------------------------------------------
@@ -90,187 +85,6 @@ def check_vae_params(*, gammas: Sequence[float], latent_dim: int, hidden: int = 
         raise ValueError(f"likelihood = {likelihood!r}: use one of {', '.join(LIKELIHOODS)}")
     if dataset is not None and datasets and dataset not in datasets:
         raise ValueError(f"dataset = {dataset!r}: use one of {', '.join(datasets)}")
-
-
-# ---------------------------------------------------------------------------------------
-# Curvature of a map R^d → R^D (pointwise over leading axes)
-
-def _basis(z: Tensor, i: int) -> Tensor:
-    e = torch.zeros_like(z)
-    e[..., i] = 1.0
-    return e
-
-
-def hessian_entries(fn: Callable[[Tensor], Tensor], z: Tensor
-                    ) -> tuple[Tensor, dict[tuple[int, int], Tensor]]:
-    """Jacobian columns and second derivatives of a pointwise map by nested forward mode.
-
-    ``fn`` maps ``z`` of shape (..., d) to (..., D), each point independently.
-
-    Returns
-    -------
-    J : tensor (..., D, d), the Jacobian ∂f/∂z
-    H : dict (i, j) → tensor (..., D) for i ≤ j, the second derivatives ∂²f/∂z_i∂z_j
-    """
-    d = z.shape[-1]
-    cols, H = [], {}
-    for i in range(d):
-        ei = _basis(z, i)
-
-        def inner(w: Tensor, ei: Tensor = ei) -> Tensor:
-            return jvp(fn, (w,), (ei,))[1]
-
-        for j in range(i, d):
-            Ji, Hij = jvp(inner, (z,), (_basis(z, j),))
-            H[(i, j)] = Hij
-            if j == i:
-                cols.append(Ji)
-    return torch.stack(cols, dim=-1), H
-
-
-def second_directional(fn: Callable[[Tensor], Tensor], z: Tensor, v: Tensor
-                       ) -> tuple[Tensor, Tensor]:
-    """(J v, f_vv): first and second directional derivatives along ``v`` (same shape as
-    ``z``), by one nested forward-mode jvp."""
-    def inner(w: Tensor) -> Tensor:
-        return jvp(fn, (w,), (v,))[1]
-
-    return jvp(inner, (z,), (v,))
-
-
-def tangent_projector_apply(J: Tensor, h: Tensor, ridge: float = 1e-10) -> Tensor:
-    """P_T h = J (JᵀJ)⁻¹ Jᵀ h, the part of ``h`` (..., D) in the column space of ``J``
-    (..., D, d)."""
-    c = (inverse_metric(J, ridge) @ tangent_coords(J, h)[..., None])[..., 0]
-    return (J * c[..., None, :]).sum(-1)
-
-
-def tangent_coords(J: Tensor, h: Tensor) -> Tensor:
-    """Jᵀh (..., d) for ``h`` (..., D), by elementwise products (no tiny matmuls)."""
-    return (J * h[..., :, None]).sum(-2)
-
-
-def inverse_metric(J: Tensor, ridge: float = 1e-10) -> Tensor:
-    """(JᵀJ + ε)⁻¹ (..., d, d); the tiny ridge ε (relative to tr JᵀJ / d) keeps a
-    degenerate Jacobian finite."""
-    G = J.transpose(-1, -2) @ J
-    d = G.shape[-1]
-    scale = G.diagonal(dim1=-2, dim2=-1).sum(-1).clamp_min(1e-30) / d
-    eye = torch.eye(d, dtype=G.dtype, device=G.device)
-    return torch.linalg.inv(G + ridge * scale[..., None, None] * eye)
-
-
-def _quad(a: Tensor, M: Tensor, b: Tensor) -> Tensor:
-    return (a * (M * b[..., None, :]).sum(-1)).sum(-1)
-
-
-def sphere_average_sq(H: dict[tuple[int, int], Tensor], d: int,
-                      inner: Callable[[Tensor, Tensor], Tensor] | None = None) -> Tensor:
-    """E_v ‖Σ_ij H_ij v_i v_j‖² over v uniform on the unit sphere, exactly:
-    (‖Σ_i H_ii‖² + 2 Σ_ij ‖H_ij‖²) / (d(d+2)). ``H`` holds i ≤ j (vectors over the last
-    axis, or scalars); ``inner(a, a)`` replaces the squared norm when given (a quadratic
-    form, e.g. the tangent part)."""
-    def sq(x: Tensor) -> Tensor:
-        if inner is not None:
-            return inner(x, x)
-        return x.pow(2).sum(-1) if x.dim() > 0 else x.pow(2)
-
-    trace = sum(H[(i, i)] for i in range(d))
-    frob = sum((1.0 if i == j else 2.0) * sq(h) for (i, j), h in H.items())
-    return (sq(trace) + 2.0 * frob) / (d * (d + 2))
-
-
-def metric_quartic(J: Tensor) -> Tensor:
-    """E_v ‖J v‖⁴ over unit v, exactly: (tr(G)² + 2 tr(G²)) / (d(d+2)), G = JᵀJ."""
-    G = J.transpose(-1, -2) @ J
-    d = G.shape[-1]
-    tr = G.diagonal(dim1=-2, dim2=-1).sum(-1)
-    return (tr.pow(2) + 2.0 * G.pow(2).sum((-1, -2))) / (d * (d + 2))
-
-
-def random_unit(shape: Sequence[int], generator: torch.Generator | None = None,
-                dtype: torch.dtype = torch.float32, device=None) -> Tensor:
-    """Directions uniform on the unit sphere (normalised Gaussians) of shape (..., d)."""
-    v = torch.randn(*shape, generator=generator, dtype=dtype, device=device)
-    return v / v.norm(dim=-1, keepdim=True).clamp_min(1e-30)
-
-
-def _resolve_mode(mode: str, d: int) -> str:
-    if mode == "auto":
-        return "exact" if d <= MAX_EXACT_DIM else "random"
-    if mode not in ("exact", "random"):
-        raise ValueError(f"mode = {mode!r}: use exact, random or auto")
-    return mode
-
-
-def reduce_exact(J: Tensor | None, H: dict[tuple[int, int], Tensor], d: int,
-                 split: bool = False, scale_free: bool = False) -> dict[str, Tensor]:
-    """Penalty parts from the Jacobian (..., D, d) and the Hessian entries (i ≤ j):
-    the exact sphere averages of ‖f_vv‖² and ‖P_T f_vv‖² (the tangent part, computed
-    in the latent space as uᵀ(JᵀJ)⁻¹u with u = Jᵀf_vv); the normal part is their
-    difference (P_T is an orthogonal projector). Divided by E_v‖Jv‖⁴ when
-    ``scale_free``."""
-    out = {"total": sphere_average_sq(H, d)}
-    if split:
-        Ginv = inverse_metric(J)
-        U = {k: tangent_coords(J, h) for k, h in H.items()}
-        out["tangent"] = sphere_average_sq(U, d, inner=lambda a, b: _quad(a, Ginv, b))
-        out["normal"] = out["total"] - out["tangent"]
-    if scale_free:
-        denom = metric_quartic(J).clamp_min(1e-30)
-        out = {k: v / denom for k, v in out.items()}
-    return out
-
-
-def reduce_random(J: Tensor | None, fvv: Sequence[Tensor], split: bool = False,
-                  scale_free: bool = False) -> dict[str, Tensor]:
-    """Penalty parts estimated from second directional derivatives along random unit
-    directions (each (..., D)): means of ‖f_vv‖² and of its tangent part; the normal part
-    is their difference, so the parts sum to the total exactly."""
-    out = {"total": torch.stack([h.pow(2).sum(-1) for h in fvv]).mean(0)}
-    if split:
-        Ginv = inverse_metric(J)
-        out["tangent"] = torch.stack([_quad(u, Ginv, u) for u in
-                                      (tangent_coords(J, h) for h in fvv)]).mean(0)
-        out["normal"] = out["total"] - out["tangent"]
-    if scale_free:
-        denom = metric_quartic(J).clamp_min(1e-30)
-        out = {k: v / denom for k, v in out.items()}
-    return out
-
-
-def curvature(fn: Callable[[Tensor], Tensor], z: Tensor, *, mode: str = "auto",
-              n_dirs: int = 4, split: bool = False, scale_free: bool = False,
-              generator: torch.Generator | None = None) -> dict[str, Tensor]:
-    """The curvature penalty of any pointwise map ``fn`` at latent points ``z`` (..., d),
-    by nested forward-mode ``torch.func.jvp``.
-
-    Parameters
-    ----------
-    fn : pointwise map (..., d) → (..., D) (a decoder with its weights bound)
-    mode : "exact" (Hessian entries, d(d+1)/2 nested jvps), "random" (``n_dirs`` random
-        unit directions, unbiased) or "auto" (exact when d ≤ :data:`MAX_EXACT_DIM`)
-    split : also return the tangent (Γ) and normal parts; they sum to the total
-    scale_free : divide by E_v ‖J v‖⁴
-
-    Returns
-    -------
-    dict with "total" (and "tangent", "normal" when ``split``), each of shape z.shape[:-1].
-    """
-    d = z.shape[-1]
-    if _resolve_mode(mode, d) == "exact":
-        J, H = hessian_entries(fn, z)
-        return reduce_exact(J, H, d, split, scale_free)
-    J = jacobian(fn, z) if (split or scale_free) else None
-    fvv = [second_directional(fn, z, random_unit(z.shape, generator, z.dtype, z.device))[1]
-           for _ in range(n_dirs)]
-    return reduce_random(J, fvv, split, scale_free)
-
-
-def jacobian(fn: Callable[[Tensor], Tensor], z: Tensor) -> Tensor:
-    """The Jacobian ∂f/∂z (..., D, d) of a pointwise map by d forward-mode jvps."""
-    return torch.stack([jvp(fn, (z,), (_basis(z, i),))[1] for i in range(z.shape[-1])],
-                       dim=-1)
 
 
 # ---------------------------------------------------------------------------------------
@@ -327,7 +141,8 @@ def decode(params: dict[str, Tensor], z: Tensor) -> Tensor:
 
 
 def decoder_fn(params: dict[str, Tensor]) -> Callable[[Tensor], Tensor]:
-    """The decoder with its weights bound, for :func:`curvature`."""
+    """The decoder with its weights bound, for
+    :func:`hyperribbon.curvature.curvature`."""
     return lambda z: decode(params, z)
 
 
@@ -377,10 +192,11 @@ def decoder_taylor(params: dict[str, Tensor], z: Tensor, dirs: Tensor,
 def decoder_curvature(params: dict[str, Tensor], z: Tensor, *, mode: str = "auto",
                       n_dirs: int = 4, split: bool = False, scale_free: bool = False,
                       generator: torch.Generator | None = None) -> dict[str, Tensor]:
-    """:func:`curvature` of the decoder at ``z`` (K, B, d) through :func:`decoder_taylor`
-    (same definitions, modes and parts; differentiable in the weights)."""
+    """:func:`hyperribbon.curvature.curvature` of the decoder at ``z`` (K, B, d) through
+    :func:`decoder_taylor` (same definitions, modes and parts; differentiable in the
+    weights)."""
     K, B, d = z.shape
-    mode = _resolve_mode(mode, d)
+    mode = resolve_mode(mode, d)
     basis = torch.eye(d, dtype=z.dtype, device=z.device)[:, None, None, :].expand(d, K, B, d)
     if mode == "exact":
         pairs = [(i, j) for i in range(d) for j in range(i, d)]
@@ -421,7 +237,8 @@ def kl_standard_normal(mu: Tensor, logvar: Tensor) -> Tensor:
 class Adam:
     """Adam (Kingma & Ba) on a list of tensors, elementwise, so models stacked along an
     axis are optimised independently. Written out because ``torch.optim`` imports
-    ``torch._dynamo`` on first use, which costs seconds per notebook run."""
+    ``torch._dynamo`` on first use, which costs seconds per notebook run (its Adam agrees
+    with this one to rounding, not bit for bit)."""
 
     def __init__(self, params: Sequence[Tensor], betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8) -> None:
@@ -507,6 +324,17 @@ def penalty_points(mu: Tensor, logvar: Tensor, n: int, gen: torch.Generator) -> 
     return torch.cat([post, spread], dim=1)
 
 
+def penalised_curvature(parts: Mapping[str, A], tangent_weight: float,
+                        normal_weight: float) -> A:
+    """The part of the curvature that the loss penalises: w_T·R_tangent + w_N·R_normal,
+    or w·R_total when the two weights are equal w (the parts need not be split then).
+    ``parts`` maps "total" (and "tangent", "normal" when the weights differ) to tensors
+    or arrays."""
+    if tangent_weight != normal_weight:
+        return tangent_weight * parts["tangent"] + normal_weight * parts["normal"]
+    return tangent_weight * parts["total"]
+
+
 def loss_terms(params: dict[str, Tensor], x: Tensor, cfg: TrainConfig, gen: torch.Generator,
                x_in: Tensor | None = None, penalised: Tensor | None = None
                ) -> dict[str, Tensor]:
@@ -530,13 +358,10 @@ def loss_terms(params: dict[str, Tensor], x: Tensor, cfg: TrainConfig, gen: torc
     if len(penalised):
         sub = {k: v[penalised] for k, v in params.items()}
         zp = penalty_points(mu[penalised], logvar[penalised], cfg.n_penalty, gen)
-        split = cfg.tangent_weight != cfg.normal_weight
         R = decoder_curvature(sub, zp, mode=cfg.curvature_mode, n_dirs=cfg.n_dirs,
-                              split=split, scale_free=cfg.scale_free, generator=gen)
-        if split:
-            pen = cfg.tangent_weight * R["tangent"] + cfg.normal_weight * R["normal"]
-        else:
-            pen = cfg.tangent_weight * R["total"]
+                              split=cfg.tangent_weight != cfg.normal_weight,
+                              scale_free=cfg.scale_free, generator=gen)
+        pen = penalised_curvature(R, cfg.tangent_weight, cfg.normal_weight)
         terms["R"] = terms["R"].index_add(0, penalised, pen.mean(1))
     return terms
 
@@ -669,141 +494,6 @@ def curvature_on(model: Trained, Z: np.ndarray, *, split: bool = True,
     return {k: np.concatenate(v, axis=1) for k, v in parts.items()}
 
 
-# ---------------------------------------------------------------------------------------
-# Analyses
-
-def pca_embed(X: np.ndarray, d: int = 2, fit_rows: np.ndarray | None = None) -> np.ndarray:
-    """Coordinates of the rows of ``X`` on the top ``d`` principal axes of
-    ``X[fit_rows]`` (all rows by default), centred on the fitted rows' mean."""
-    F = X if fit_rows is None else X[fit_rows]
-    m = F.mean(0)
-    _, _, Vt = np.linalg.svd(F - m, full_matrices=False)
-    return (X - m) @ Vt[:d].T
-
-
-def centroids(Z: np.ndarray, labels: np.ndarray, classes: Sequence[int] | None = None
-              ) -> np.ndarray:
-    """Mean of the rows of ``Z`` (N, d) per label, for ``classes`` (default: sorted
-    unique labels)."""
-    classes = np.unique(labels) if classes is None else np.asarray(classes)
-    return np.stack([Z[labels == c].mean(0) for c in classes])
-
-
-def pairwise(C: np.ndarray) -> np.ndarray:
-    """Condensed (upper-triangle) Euclidean distances between the rows of ``C``."""
-    i, j = np.triu_indices(len(C), 1)
-    return np.linalg.norm(C[i] - C[j], axis=1)
-
-
-def centroid_spearman(Z: np.ndarray, labels: np.ndarray, reference: np.ndarray,
-                      classes: Sequence[int] | None = None) -> float:
-    """Spearman correlation between the pairwise distances of the label centroids of
-    ``Z`` and ``reference`` (the condensed reference distances, same class order)."""
-    from scipy.stats import spearmanr
-
-    return float(spearmanr(pairwise(centroids(Z, labels, classes)), reference)[0])
-
-
-def procrustes_align(A: np.ndarray, B: np.ndarray) -> tuple[np.ndarray, np.ndarray,
-                                                            np.ndarray]:
-    """Orthogonal Procrustes with translation: (Q, a, b) minimising
-    ‖(A − a) Q − (B − b)‖_F over orthogonal Q, with a, b the column means; a point x of
-    A's space maps to (x − a) Q + b."""
-    from scipy.linalg import orthogonal_procrustes
-
-    a, b = A.mean(0), B.mean(0)
-    Q, _ = orthogonal_procrustes(A - a, B - b)
-    return Q, a, b
-
-
-def displacement_ratio(Z_with: np.ndarray, Z_without: np.ndarray, held: np.ndarray
-                       ) -> float:
-    """How far a held-out cluster lands from where it sits when trained on.
-
-    ``Z_with``: latent of all rows under the model trained with the cluster; ``Z_without``:
-    the same rows under the model trained without it; ``held``: boolean mask of the
-    cluster. The second is aligned to the first by orthogonal Procrustes on the shared
-    (non-held) rows; the ratio is the distance between the held cluster's two centroids
-    over its RMS radius in ``Z_with``.
-    """
-    Q, a, b = procrustes_align(Z_without[~held], Z_with[~held])
-    moved = (Z_without[held] - a) @ Q + b
-    c = Z_with[held].mean(0)
-    radius = np.sqrt(((Z_with[held] - c) ** 2).sum(1).mean())
-    return float(np.linalg.norm(moved.mean(0) - c) / max(radius, 1e-12))
-
-
-def knn_agreement(Z_ref: np.ndarray, labels: np.ndarray, Z_query: np.ndarray, label: int,
-                  k: int = 15) -> float:
-    """Mean fraction of the ``k`` nearest reference points (rows of ``Z_ref``) of each
-    query point that carry ``label``."""
-    d2 = ((Z_query[:, None, :] - Z_ref[None, :, :]) ** 2).sum(-1)
-    nn = np.argpartition(d2, kth=min(k, len(Z_ref) - 1) - 1, axis=1)[:, :k]
-    return float((labels[nn] == label).mean())
-
-
-def reembed_heldout(Z_with: np.ndarray, Z_without: np.ndarray, held: np.ndarray,
-                    labels: np.ndarray, label: int, k: int = 15) -> dict[str, float]:
-    """Displacement ratio (:func:`displacement_ratio`) and k-NN label agreement of the
-    held-out cluster re-embedded by the model that never saw it, after Procrustes, among
-    the points of the model that did."""
-    Q, a, b = procrustes_align(Z_without[~held], Z_with[~held])
-    moved = (Z_without[held] - a) @ Q + b
-    return {"ratio": displacement_ratio(Z_with, Z_without, held),
-            "knn": knn_agreement(Z_with, labels, moved, label, k)}
-
-
-def auroc(scores: np.ndarray, y: np.ndarray) -> float:
-    """Area under the ROC curve of ``scores`` for binary ``y`` (Mann–Whitney U / n₁n₀,
-    ties counted half)."""
-    from scipy.stats import rankdata
-
-    y = np.asarray(y, bool)
-    n1, n0 = y.sum(), (~y).sum()
-    if n1 == 0 or n0 == 0:
-        return float("nan")
-    r = rankdata(scores)
-    return float((r[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
-
-
-def logistic_fit(X: np.ndarray, y: np.ndarray, l2: float = 1e-3) -> np.ndarray:
-    """L2-regularised logistic regression: weights (d + 1,) with the intercept last,
-    minimising mean log-loss + l2/2·‖w‖² (intercept not penalised), by L-BFGS."""
-    from scipy.optimize import minimize
-
-    A = np.hstack([X, np.ones((len(X), 1))])
-    y = np.asarray(y, float)
-
-    def f(w):
-        s = A @ w
-        loss = np.mean(np.logaddexp(0, s) - y * s) + 0.5 * l2 * (w[:-1] @ w[:-1])
-        p = 0.5 * (1 + np.tanh(0.5 * s))
-        g = A.T @ (p - y) / len(y)
-        g[:-1] += l2 * w[:-1]
-        return loss, g
-
-    return minimize(f, np.zeros(A.shape[1]), jac=True, method="L-BFGS-B").x
-
-
-def cv_auroc(X: np.ndarray, y: np.ndarray, n_folds: int = 5, seed: int = 0,
-             l2: float = 1e-3) -> float:
-    """Cross-validated AUROC of logistic regression of binary ``y`` on ``X``: stratified
-    folds, features standardised on each training fold, out-of-fold scores pooled."""
-    y = np.asarray(y, bool)
-    rng = np.random.default_rng(seed)
-    fold = np.empty(len(y), int)
-    for cls in (False, True):
-        ix = rng.permutation(np.flatnonzero(y == cls))
-        fold[ix] = np.arange(len(ix)) % n_folds
-    scores = np.empty(len(y))
-    for f in range(n_folds):
-        tr, te = fold != f, fold == f
-        m, s = X[tr].mean(0), X[tr].std(0) + 1e-12
-        w = logistic_fit((X[tr] - m) / s, y[tr], l2)
-        scores[te] = np.hstack([(X[te] - m) / s, np.ones((te.sum(), 1))]) @ w
-    return auroc(scores, y)
-
-
 def choose_gamma(gammas: Sequence[float], rec: np.ndarray, tol: float = 0.02) -> float:
     """The largest γ whose mean reconstruction error (``rec``: (n_gamma,) or
     (n_gamma, n_seeds), γ = 0 first) stays within ``tol`` of the plain VAE's; the
@@ -822,44 +512,6 @@ def monotone_ratio(values: Sequence[float]) -> float:
     (positive values)."""
     v = np.asarray(values, float)
     return float(np.max(v[1:] / v[:-1]))
-
-
-def fate_auroc(Z: np.ndarray, fate: np.ndarray, seed: int = 0) -> float:
-    """Cross-validated AUROC of predicting ``fate`` (≥ 0; −1 rows are ignored) from the
-    coordinates ``Z``: binary with two fates, the mean one-vs-rest AUROC with more."""
-    keep = fate >= 0
-    Zf, f = Z[keep], fate[keep]
-    classes = np.unique(f)
-    if len(classes) < 2:
-        return float("nan")
-    if len(classes) == 2:
-        return cv_auroc(Zf, f == classes[1], seed=seed)
-    return float(np.mean([cv_auroc(Zf, f == c, seed=seed) for c in classes]))
-
-
-def as_plane(Z: np.ndarray) -> np.ndarray:
-    """The first two columns of ``Z`` for a scatter plot; a 1-D embedding gets a zero
-    second column."""
-    Z = np.asarray(Z)
-    return Z[:, :2] if Z.shape[1] >= 2 else np.column_stack([Z[:, 0], np.zeros(len(Z))])
-
-
-def umap_embed(X: np.ndarray, d: int = 2, seed: int = 0) -> np.ndarray | None:
-    """UMAP coordinates of the rows of ``X`` (seeded, one thread), or None when
-    ``umap-learn`` is not installed: it is in requirements.txt, but the chapter runs
-    without it."""
-    import warnings
-
-    with warnings.catch_warnings():
-        # importing umap pulls in tqdm.auto ("IProgress not found" without ipywidgets), and
-        # fixing random_state overrides n_jobs: both intended, neither for the reader
-        warnings.simplefilter("ignore")
-        try:
-            import umap  # type: ignore[import-not-found]
-        except ImportError:
-            return None
-        return np.asarray(umap.UMAP(n_components=d, random_state=seed, n_jobs=1)
-                          .fit_transform(np.asarray(X, np.float32)))
 
 
 # ---------------------------------------------------------------------------------------
@@ -901,6 +553,15 @@ class Sweep:
     R_normal: np.ndarray
     long_range: np.ndarray
     fate_auroc: np.ndarray
+
+    @property
+    def R_penalised(self) -> np.ndarray:
+        """The curvature that the loss penalised (:func:`penalised_curvature` with the
+        run's weights), (n_gamma, n_seeds)."""
+        cfg = self.model.config
+        return penalised_curvature({"total": self.R, "tangent": self.R_tangent,
+                                    "normal": self.R_normal}, cfg.tangent_weight,
+                                   cfg.normal_weight)
 
 
 def gamma_sweep(reps: Sequence[Replicate], gammas: Sequence[float], seeds: Sequence[int],
