@@ -219,9 +219,10 @@ for nat, dvs, d in div_pairs:
 #
 # ## The task space and WordNet
 #
-# Trajectories are re-indexed on the full task's progress over the range every
-# supervised run reaches ({glue:text}`ch05-lo:.3f` to {glue:text}`ch05-hi:.3f`),
-# averaged over seeds on the sphere, and compared at equal progress. WordNet distances
+# For each pair of tasks, the trajectories are re-indexed on the full task's progress
+# over the range that every run of both tasks reaches, averaged over seeds on the
+# sphere, and compared at equal progress (a pair that shares no range is left out; in
+# the dendrograms it is put at the largest distance). WordNet distances
 # between tasks are mean shortest-path distances between their classes. Tasks that share
 # classes are close for that reason alone, so the comparison uses only the
 # {glue:text}`ch05-npairs` pairs of tasks that share no class. The paper's comparison is
@@ -242,7 +243,7 @@ wn = tk.task_distances([st.groups[g].task for g in st.dist_groups])
 fig, axes = plt.subplots(1, 3, figsize=(13, 4), gridspec_kw={"width_ratios": [2, 2, 1.3]})
 for ax, D, title in ((axes[0], st.task_dist, "trajectory distance d_B"),
                      (axes[1], wn, "WordNet distance (links)")):
-    D = 0.5 * (D + D.T)
+    D = np.nan_to_num(0.5 * (D + D.T), nan=float(np.nanmax(D)))
     np.fill_diagonal(D, 0.0)
     dendrogram(linkage(squareform(np.maximum(D, 0), checks=False), "complete"),
                labels=tnames_d, ax=ax, leaf_rotation=90, color_threshold=0,
@@ -254,7 +255,7 @@ axes[2].set_xlabel("WordNet task distance")
 axes[2].set_ylabel("trajectory distance d_B")
 axes[2].set_title(f"{n_pairs} disjoint pairs, ρ = {rho_wn:.2f}", fontsize=9)
 glue_figure("ch05-wordnet", fig)
-glue_values({"ch05-lo": st.grid[0], "ch05-hi": st.grid[-1], "ch05-npairs": n_pairs,
+glue_values({"ch05-npairs": n_pairs,
              "ch05-rho-wn": rho_wn})
 
 # %% [markdown]

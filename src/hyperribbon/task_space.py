@@ -35,7 +35,7 @@ import numpy as np
 from hyperribbon import imprinting as imp
 from hyperribbon import tasks as tk
 from hyperribbon import trajectory as tj
-from hyperribbon.inpca import InPCA, bhattacharyya, inpca
+from hyperribbon.inpca import InPCA, bhattacharyya, bhattacharyya_paired, inpca
 from hyperribbon.training import Run, RunSpec, Samples, SpecError, samples, train
 
 METHODS = ("supervised", "protonet", "simclr")
@@ -129,9 +129,10 @@ class Study:
     eval_tasks : the non-random tasks progress is measured on
     gain : (n_groups, n_eval_tasks) seed-averaged final − initial progress on each task
     riemann : per run, the Fisher length of its trajectory
-    grid : common progress range of the supervised non-random tasks' runs
-    task_traj : {group index: (G, M, C) seed-averaged re-indexed trajectory}
-    task_dist : (T, T) trajectory distances between those tasks (keys ``dist_groups``)
+    dist_groups : indices of the supervised non-random task groups
+    task_dist : (T, T) trajectory distances between those tasks: seed-averaged
+        trajectories re-indexed over the progress range the runs of both tasks reach,
+        mean d_B over that range; NaN for a pair that shares no range
     """
 
     groups: list[TaskRuns]
@@ -145,10 +146,8 @@ class Study:
     eval_tasks: list[tk.Task]
     gain: np.ndarray
     riemann: np.ndarray
-    grid: np.ndarray
     dist_groups: list[int]
     task_dist: np.ndarray
-    task_traj: dict[int, np.ndarray]
     train_s: float = 0.0
     geometry_s: float = 0.0
 
@@ -159,6 +158,21 @@ def _reindexed_mean(logps: Sequence[np.ndarray], progs: Sequence[np.ndarray],
     pts = np.stack([tj.reindex(np.exp(lp), t, grid).points
                     for lp, t in zip(logps, progs, strict=True)])
     return tj.mean_trajectory(pts)
+
+
+def _pair_distance(logp: Sequence[np.ndarray], prog: Sequence[np.ndarray],
+                   ra: np.ndarray, rb: np.ndarray, grid_n: int
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """d_B at equal progress between the seed-averaged trajectories of runs ``ra`` and
+    ``rb``, over the range all of them reach; empty arrays when there is none."""
+    try:
+        lo, hi = tj.common_range([prog[r] for r in np.concatenate([ra, rb])])
+    except ValueError:
+        return np.zeros(0), np.zeros(0)
+    grid = np.linspace(lo, hi, grid_n)
+    ta, tb = (_reindexed_mean([logp[r] for r in rr], [prog[r] for r in rr], grid)
+              for rr in (ra, rb))
+    return grid, bhattacharyya_paired(ta, tb)
 
 
 def study(groups: Sequence[TaskRuns], *, n_geodesic: int = 51, grid_n: int = 41,
@@ -196,17 +210,16 @@ def study(groups: Sequence[TaskRuns], *, n_geodesic: int = 51, grid_n: int = 41,
 
     sup = [gi for gi, g in enumerate(groups) if g.method == "supervised"
            and g.task.kind != "random_labels"]
-    members = [r for r in range(len(runs)) if group_of[r] in sup]
-    lo, hi = tj.common_range([prog[r] for r in members])
-    grid = np.linspace(lo, hi, grid_n)
-    traj = {gi: _reindexed_mean([logp[r] for r in np.flatnonzero(group_of == gi)],
-                                [prog[r] for r in np.flatnonzero(group_of == gi)], grid)
-            for gi in sup}
-    task_dist = tj.trajectory_distances(np.stack([traj[g] for g in sup]), device=device)
+    task_dist = np.zeros((len(sup), len(sup)))
+    for i, a in enumerate(sup):
+        for j in range(i + 1, len(sup)):
+            d = _pair_distance(logp, prog, np.flatnonzero(group_of == a),
+                               np.flatnonzero(group_of == sup[j]), grid_n)[1]
+            task_dist[i, j] = task_dist[j, i] = d.mean() if len(d) else np.nan
     return Study(groups=list(groups), runs=runs, group_of=group_of, labels=y, n_ckpt=n_ckpt,
                  embedding=emb, progress=prog, accuracy=acc, eval_tasks=eval_tasks,
-                 gain=gain, riemann=riemann, grid=grid, dist_groups=sup,
-                 task_dist=task_dist, task_traj=traj, train_s=t1 - t0,
+                 gain=gain, riemann=riemann, dist_groups=sup, task_dist=task_dist,
+                 train_s=t1 - t0,
                  geometry_s=time.perf_counter() - t1)
 
 
@@ -272,7 +285,7 @@ def wordnet_agreement(st: Study) -> tuple[float, int, np.ndarray, np.ndarray]:
     Returns
     -------
     (ρ (NaN with fewer than 3 pairs), number of pairs, trajectory distances, WordNet
-    distances of those pairs)
+    distances of those pairs); pairs without a shared progress range are left out
     """
     from scipy.stats import spearmanr
 
@@ -281,6 +294,7 @@ def wordnet_agreement(st: Study) -> tuple[float, int, np.ndarray, np.ndarray]:
     i, j = np.triu_indices(len(tasks_), 1)
     disjoint = np.array([not set(tasks_[a].classes) & set(tasks_[b].classes)
                          for a, b in zip(i, j, strict=True)], dtype=bool)
+    disjoint &= np.isfinite(st.task_dist[i, j])
     if disjoint.sum() < 3:
         return float("nan"), int(disjoint.sum()), st.task_dist[i, j][disjoint], \
             wn[i, j][disjoint]
@@ -301,15 +315,12 @@ def method_distances(st: Study, a: str, b: str, grid_n: int = 41
     for n in (a, b):
         if n not in idx:
             raise ValueError(f"no group named {n!r} ({', '.join(idx)})")
-    ra, rb = (np.flatnonzero(st.group_of == idx[n]) for n in (a, b))
-    lo, hi = tj.common_range([st.progress[r] for r in np.concatenate([ra, rb])])
-    grid = np.linspace(lo, hi, grid_n)
     logp = [np.asarray(r.array("imprinted_eval"), dtype=np.float64) for r in st.runs]
-    ta, tb = (_reindexed_mean([logp[r] for r in rr], [st.progress[r] for r in rr], grid)
-              for rr in (ra, rb))
-    from hyperribbon.inpca import bhattacharyya_paired
-
-    return grid, bhattacharyya_paired(ta, tb)
+    grid, d = _pair_distance(logp, st.progress, np.flatnonzero(st.group_of == idx[a]),
+                             np.flatnonzero(st.group_of == idx[b]), grid_n)
+    if not len(d):
+        raise ValueError(f"{a} and {b} share no progress range")
+    return grid, d
 
 
 def meta_convergence(st: Study, supervised: str, episodic: str
