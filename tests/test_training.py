@@ -298,3 +298,14 @@ def test_a_task_trains_on_its_classes_only(tmp_path):
     assert set(y.tolist()) == {3, 7} and len(y) == 200
     [run] = tr.train([spec], device="cpu", cache=tmp_path)
     assert run.error("fit")[-1] < 0.5
+
+
+@needs_data
+def test_tiny_subset_pretraining_starts_from_a_model_that_learnt_a_little(tmp_path):
+    spec = replace(TINY, init="tiny_subset", init_n=20, init_epochs=30, epochs=1,
+                   batch_size=10, checkpoints=((1e9, 1.0),))
+    [run] = tr.train([spec], device="cpu", cache=tmp_path)
+    [std] = tr.train([replace(spec, init="standard", init_epochs=0)], device="cpu",
+                     cache=tmp_path)
+    # 20 labelled images already beat chance at t = 0; a standard start does not
+    assert run.error("test")[0] < 0.75 < std.error("test")[0]
