@@ -1,4 +1,4 @@
-"""``hyperribbon run | sweep | claims | book | data`` — the command line of the compendium."""
+"""``hyperribbon run | sweep | train | claims | book | data``: the compendium's command line."""
 
 from __future__ import annotations
 
@@ -40,7 +40,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from . import sweep as sweep_mod
 
-    results = sweep_mod.sweep(args.notebook, args.grid, args.profile, args.out, args.jobs)
+    results = sweep_mod.sweep(args.notebook, args.grid, args.profile, args.out, args.jobs,
+                              args.scheduler)
     failed = [r for r in results if r.status == "failed"]
     for r in results:
         bad = [c["name"] for c in r.claims if not c.get("passed")]
@@ -51,6 +52,16 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     print(f"{len(results) - len(failed)} of {len(results)} points finished; "
           f"table: {folder / 'sweep.csv'}")
     return 1 if failed else 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .train_grid import train_grid
+
+    report = train_grid(args.grid, args.scheduler, args.jobs, args.device)
+    print(f"{len(report.runs)} runs: {len(report.trained)} trained, "
+          f"{len(report.runs) - len(report.trained)} from the cache "
+          f"{report.runs[0].path.parent}")
+    return 0
 
 
 def _cmd_claims(args: argparse.Namespace) -> int:
@@ -120,6 +131,14 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
 
 
+def _cluster_options(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help=f"send the {what} to a running Dask scheduler (tcp://host:8786)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help=f"{what} in parallel on a local Dask cluster of this many worker "
+                        "processes (default 1: one after the other here)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for the docs and the tests)."""
     ap = _Parser(prog="hyperribbon", description=__doc__)
@@ -153,9 +172,17 @@ def build_parser() -> argparse.ArgumentParser:
                     help="profile (default: the grid's, else ci)")
     sw.add_argument("--out", type=Path, default=None,
                     help="output folder (default sweeps/<notebook>-<grid>)")
-    sw.add_argument("--jobs", type=int, default=1,
-                    help="points run in parallel, each in its own kernel (default 1)")
+    _cluster_options(sw, "points")
     sw.set_defaults(func=_cmd_sweep)
+
+    t = sub.add_parser("train", help="train a grid of runs into the (shared) cache")
+    t.add_argument("grid", type=Path,
+                   help="run grid YAML: a list of runs, or base/grid/runs/device "
+                        "(see hyperribbon.compendium.train_grid)")
+    t.add_argument("--device", default=None,
+                   help="auto, cpu, cuda, ... (default: the grid's, else auto)")
+    _cluster_options(t, "run groups")
+    t.set_defaults(func=_cmd_train)
 
     b = sub.add_parser("book", help="build the HTML book from the executed notebooks")
     b.add_argument("--repo-url", default=None,

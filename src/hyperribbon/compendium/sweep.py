@@ -13,9 +13,16 @@ Every point is validated before anything runs. Each point executes into
 ``OUT/<point-id>.ipynb`` (atomically, via :func:`hyperribbon.compendium.run.execute`)
 with its log in ``OUT/logs/<point-id>.log``; finished points are skipped when the sweep
 is run again (a sweep killed in the middle resumes where it stopped); a failing point is
-recorded and the others go on. At the end ``OUT/sweep.csv`` holds every point's parameters, status,
-claims and glued numbers, and ``OUT/<claim>.png`` plots each numeric claim against the
-swept parameter.
+recorded (with its traceback in the log) and the others go on. At the end
+``OUT/sweep.csv`` holds every point's parameters, status, claims and glued numbers, and
+``OUT/<claim>.png`` plots each numeric claim against the swept parameter.
+
+Points run in this process one after the other, or on a Dask cluster
+(:func:`hyperribbon.compendium.cluster.executor`: ``scheduler`` for a running one,
+``jobs`` for a local one), each in its own kernel on a worker; the table and the
+figures do not depend on where the points ran. A worker killed in the middle of a point
+leaves only a ``.running`` file (never read back); the scheduler runs the point again
+elsewhere, and a point that could not be run at all is recorded as failed.
 """
 
 from __future__ import annotations
@@ -26,12 +33,16 @@ import itertools
 import json
 import logging
 import math
+import traceback
+from collections.abc import Iterator
+from concurrent.futures import Executor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..paths import repo_root
 from ..util import InputError, atomic_path, progress, read_yaml
+from . import cluster
 from . import run as run_mod
 from .params import ParameterError
 
@@ -155,14 +166,21 @@ def output_folder(notebook: str, grid_file: Path, out: Path | None = None) -> Pa
 
 
 def sweep(notebook: str, grid_file: Path, profile: str | None = None,
-          out: Path | None = None, jobs: int = 1) -> list[PointResult]:
+          out: Path | None = None, jobs: int = 1, scheduler: str | None = None
+          ) -> list[PointResult]:
     """Run ``notebook`` over the grid in ``grid_file``; see the module docstring.
+
+    ``scheduler`` (a Dask scheduler's address) or ``jobs`` > 1 (a local Dask cluster of
+    that many worker processes) run the points in parallel; the default is one after the
+    other in this process.
 
     Returns every point's result; writes ``sweep.csv`` and the summary figures in ``out``
     (default ``sweeps/<notebook>-<grid stem>``). Raises
-    :class:`~hyperribbon.compendium.params.ParameterError` before running anything if any point is
-    invalid.
+    :class:`~hyperribbon.compendium.params.ParameterError` (or
+    :class:`~hyperribbon.util.InputError` for a bad ``jobs``/``scheduler``) before running
+    anything if any point is invalid.
     """
+    cluster.check_request(scheduler, jobs)
     root = repo_root()
     (nb_path,) = run_mod.select(root, [notebook])
     grid = load_grid(grid_file)
@@ -190,16 +208,11 @@ def sweep(notebook: str, grid_file: Path, profile: str | None = None,
     errors: dict[str, str] = {}
     args = [(str(nb_path), profile, point, str(out), pid, str(root))
             for point, _, pid in todo]
-    if jobs > 1 and len(args) > 1:
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
-            for pid, err in progress(pool.map(_run_point, args), desc="sweep",
-                                     total=len(args)):
+    if args:
+        with cluster.executor(scheduler, jobs if len(args) > 1 else 1,
+                              shared=[root, out]) as ex:
+            for pid, err in _run_points(args, ex):
                 _report(pid, err, errors)
-    else:
-        for a in progress(args, desc="sweep", total=len(args)):
-            _report(*_run_point(a), errors)
     ran = {pid for _, _, pid in todo}
     results = []
     for point, _, pid in plans:
@@ -216,6 +229,22 @@ def sweep(notebook: str, grid_file: Path, profile: str | None = None,
     write_table(results, grid.swept, out / "sweep.csv")
     summary_figures(results, grid.swept, out)
     return results
+
+
+def _run_points(args: list[tuple], ex: Executor | None) -> Iterator[tuple[str, str]]:
+    """(point id, error text or "") of every point, in this process (``ex`` None) or on
+    the executor's workers as they finish; a point whose task failed outside the notebook
+    (e.g. its workers kept dying) gets that traceback as its error."""
+    if ex is None:
+        for a in progress(args, desc="sweep", total=len(args)):
+            yield _run_point(a)
+        return
+    futures = {ex.submit(_run_point, a): a[4] for a in args}
+    for f in progress(as_completed(futures), desc="sweep", total=len(futures)):
+        try:
+            yield f.result()
+        except Exception as exc:  # noqa: BLE001 - recorded as the point's failure
+            yield futures[f], "".join(traceback.format_exception(exc))
 
 
 def _report(pid: str, err: str, errors: dict[str, str]) -> None:
