@@ -102,11 +102,10 @@ from hyperribbon.linear import (
     image_trajectories,
     init_weights,
     k_at,
+    kernel_ensembles,
     linear_basis_stress,
     mode_contributions,
     phase_diagram,
-    rbf_kernel,
-    rff_features,
     sgd_trajectories,
     softmax,
     spectrum,
@@ -416,26 +415,10 @@ glue("ch06-k90-pow", ", ".join(
 glue("ch06-nfeat", kernel_features, display=False)
 glue("ch06-sgd-runs", sgd_runs, display=False)
 glue("ch06-sgd-batch", sgd_batch, display=False)
-rng_a = np.random.default_rng(seed + 7)
-A_in = rng_a.standard_normal((n, 2))
-kern_es, kern_spec, kern_err = {}, {}, []
-for ell in kernel_bandwidths:
-    Phi = rff_features(A_in, kernel_features, ell, seed + 8)
-    lamK = np.linalg.eigvalsh(rbf_kernel(A_in, A_in, ell) / n)[::-1]
-    kern_spec[ell] = (empirical_modes(Phi)[0], lamK)
-    Kmat = rbf_kernel(A_in, A_in, ell)
-    kern_err.append(float(np.linalg.norm(Phi @ Phi.T - Kmat) / np.linalg.norm(Kmat)))
-    lamP = kern_spec[ell][0]
-    etaK = eta_frac / lamP[0]
-    WsK = teacher(kernel_features, n_classes, logit_scale / np.sqrt(lamP.sum()), seed + 9)
-    row = []
-    for ratio in ratios:
-        W0K = init_weights(n_init, kernel_features, n_classes,
-                           ratio * logit_scale / np.sqrt(lamP.sum()), seed + 10)
-        PK = ensemble_probabilities(Phi, W0K, WsK, etaK, checkpoints(max(T_list), n_ckpt))
-        row.append(inpca(bhattacharyya(PK, threads=1), K, solver="full").explained_stress)
-    kern_es[ell] = np.array(row)
-glue("ch06-rff-err", max(kern_err), display=False)
+kern = kernel_ensembles(kernel_bandwidths, ratios, n=n, n_features=kernel_features,
+                        n_classes=n_classes, n_init=n_init, n_ckpt=n_ckpt, T=max(T_list),
+                        logit_scale=logit_scale, eta_frac=eta_frac, seed=seed, k=K)
+glue("ch06-rff-err", float(kern.rff_error.max()), display=False)
 
 sgd_steps = checkpoints(sgd_T, n_ckpt)
 W0_sgd = init_weights(1, d, n_classes, logit_scale, seed + 11)[0]
@@ -456,11 +439,11 @@ glue("ch06-sgd-spread", spread, display=False)
 
 fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
 for j, ell in enumerate(kernel_bandwidths):
-    lamP, lamK = kern_spec[ell]
+    lamP, lamK = kern.feature_eigenvalues[j], kern.kernel_eigenvalues[j]
     axes[0].semilogy(np.arange(1, len(lamP) + 1), lamP, "-", color=f"C{j}",
                      label=f"features, ℓ = {ell:g}")
     axes[0].semilogy(np.arange(1, len(lamP) + 1), lamK[:len(lamP)], ":", color=f"C{j}")
-    axes[1].semilogx(ratios, kern_es[ell][:, 2], "o-", color=f"C{j}", label=f"ℓ = {ell:g}")
+    axes[1].semilogx(ratios, kern.es[j, :, 2], "o-", color=f"C{j}", label=f"ℓ = {ell:g}")
 axes[0].set_ylim(1e-8, 2)
 axes[0].set_xlabel("index k")
 axes[0].set_ylabel("eigenvalue (solid: Φᵀ Φ/n, dotted: K/n)")

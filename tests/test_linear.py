@@ -213,6 +213,25 @@ def test_rbf_and_rff():
     assert np.abs(Phi @ Phi.T - K).max() < 0.05
 
 
+def test_kernel_ensembles_spectra_errors_and_two_point_stress():
+    kw = dict(n=40, n_classes=3, n_init=1, n_ckpt=2, T=50, logit_scale=1.0, eta_frac=0.5,
+              seed=0)
+    few = L.kernel_ensembles([0.5, 2.0], [0.1, 1.0], n_features=30, k=2, **kw)
+    many = L.kernel_ensembles([0.5, 2.0], [0.1, 1.0], n_features=400, k=2, **kw)
+    assert few.es.shape == (2, 2, 2) and few.clamped == 0
+    for j in range(2):
+        # the RBF kernel has a unit diagonal: the eigenvalues of K/n sum to 1
+        assert few.kernel_eigenvalues[j].sum() == pytest.approx(1.0)
+        assert np.all(np.diff(few.kernel_eigenvalues[j]) <= 1e-12)
+        # the features' correlation spectrum approaches the kernel's as features grow
+        lam = many.feature_eigenvalues[j]
+        assert np.allclose(lam[:3], many.kernel_eigenvalues[j][:3], atol=0.05)
+    # Monte Carlo error of random features: ~ 1/√(features)
+    assert np.all(many.rff_error < few.rff_error / 2)
+    # two points (one trajectory, two checkpoints) lie on a line: ES_1 = 1
+    assert np.allclose(few.es[..., 0], 1.0)
+
+
 @pytest.mark.skipif(not _have("fashion-mnist"), reason="Fashion-MNIST is not present")
 def test_image_trajectories_start_at_the_initialisation_and_learn(tmp_path, monkeypatch):
     monkeypatch.setenv("HYPERRIBBON_CACHE", str(tmp_path))
