@@ -71,13 +71,15 @@ def make_models(n: int, m: int, c: int, seed: int = 0, out: np.ndarray | None = 
 
 def input_file(tmp: str, n: int, m: int, c: int) -> str:
     """The predictions of ``make_models`` as a float32 .npy file (created once)."""
+    from hyperribbon.util import atomic_path  # light: no torch, no numerics
+
     path = os.path.join(tmp, f"P_{n}_{m}_{c}.npy")
     if not os.path.exists(path):
-        mm = np.lib.format.open_memmap(path + ".part", "w+", np.float32, (n, m, c))
-        make_models(n, m, c, out=mm)
-        mm.flush()
-        del mm
-        os.replace(path + ".part", path)
+        with atomic_path(path) as part:
+            mm = np.lib.format.open_memmap(part, "w+", np.float32, (n, m, c))
+            make_models(n, m, c, out=mm)
+            mm.flush()
+            del mm
     return path
 
 

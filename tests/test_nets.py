@@ -191,3 +191,5 @@ def test_fit_cached_trains_once(tmp_path):
     dbn, _ = nets.fit_cached(nets.TrainConfig("dbn", [16, 6, 2], 1, noise=0.0), x, tmp_path,
                              device="cpu")
     assert dbn.sizes == [16, 6, 2]
+    # written through util.atomic_path: only finished files are left in the cache
+    assert {f.suffix for f in tmp_path.iterdir()} == {".pt"}

@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from .util import cache_dir, progress, resolve_device
+from .util import atomic_path, cache_dir, progress, resolve_device
 
 #: Bump when the training code changes in a way that changes the weights it produces.
 TRAINING_VERSION = 1
@@ -284,7 +283,8 @@ def train_dbn(x: torch.Tensor, sizes: list[int], epochs: int = 10, lr: float = 0
             rbm = train_rbm(v, n_hidden, epochs, lr, batch_size, seed=seed + depth,
                             desc=f"RBM {depth}")
             if path is not None:
-                _atomic_save(rbm.state_dict(), path)
+                with atomic_path(path) as tmp:
+                    torch.save(rbm.state_dict(), tmp)
         rbms.append(rbm)
         with torch.no_grad():
             v = rbm.hidden_prob(v)
@@ -334,12 +334,6 @@ def _tensor_digest(x: torch.Tensor) -> str:
     return hashlib.sha256(t.numpy().tobytes()).hexdigest()[:16]
 
 
-def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    tmp.replace(path)
-
-
 def fit_cached(cfg: TrainConfig, x: torch.Tensor, cache: Path | None = None,
                device: str = "auto") -> tuple[SigmoidAutoencoder, bool]:
     """Train the network ``cfg`` describes on x, or load it from the cache.
@@ -371,7 +365,8 @@ def fit_cached(cfg: TrainConfig, x: torch.Tensor, cache: Path | None = None,
         model = train_dbn(x, cfg.sizes, cfg.epochs, seed=cfg.seed,
                           finetune_epochs=cfg.finetune_epochs, device=device,
                           layer_cache=cache, **opts)
-    _atomic_save(model.state_dict(), path)
+    with atomic_path(path) as tmp:
+        torch.save(model.state_dict(), tmp)
     return model.eval(), False
 
 
