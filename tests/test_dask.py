@@ -155,3 +155,14 @@ def test_the_compiled_kernel_is_built_per_user_never_in_the_shared_cache(tmp_pat
             assert inpca._kernel() is None
     finally:
         inpca._kernel.cache_clear()
+
+
+def test_parallel_points_never_read_a_half_written_kernelspec():
+    from hyperribbon.compendium import run
+
+    kfile = run._kernel_dir() / "kernels" / run.KERNEL_NAME / "kernel.json"
+    before = os.stat(kfile)
+    run._kernel_dir()  # another point starting: the file is left as it is, not rewritten
+    after = os.stat(kfile)
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert yaml.safe_load(kfile.read_text())["argv"][0] == sys.executable

@@ -201,7 +201,10 @@ def _kernel_dir() -> Path:
                           "{connection_file}"],
                  "display_name": "Python 3 (hyperribbon)", "language": "python",
                  "metadata": {"debugger": False}}
-    (kdir / "kernel.json").write_text(json.dumps(spec_json))
+    text, kfile = json.dumps(spec_json), kdir / "kernel.json"
+    if not kfile.exists() or kfile.read_text() != text:  # atomically: parallel points read it
+        with atomic_path(kfile) as tmp:
+            tmp.write_text(text)
     return d
 
 
