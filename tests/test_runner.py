@@ -33,6 +33,8 @@ def test_run_writes_notebook_with_claims_and_provenance(executed):
     assert meta["parameters"]["n"] == 10  # from profiles.yml
     assert [c["name"] for c in meta["claims"]] == ["toy_value", "toy_ratio"]
     assert all(c["passed"] for c in meta["claims"])
+    (spectrum,) = meta["spectra"]  # stored beside the claims, normalised: rate 1 per index
+    assert spectrum["name"] == "toy-geometric" and spectrum["values"][0] == 1.0
     prov = meta["provenance"]
     for key in ("commit", "dirty", "python", "numpy", "torch", "device", "data", "wall_s"):
         assert key in prov

@@ -5,9 +5,10 @@ the base (``paths``, ``data``, ``util``); the science never imports it.
 
 A chapter notebook needs only what is exported here::
 
-    from hyperribbon.compendium import claim, glue_figure, glue_values
+    from hyperribbon.compendium import claim, glue_figure, glue_values, record_spectrum
 """
 
+from .atlas import record_spectrum
 from .claims import (
     claim,
     errorbar_mean_se,
@@ -19,4 +20,4 @@ from .claims import (
 )
 
 __all__ = ["claim", "errorbar_mean_se", "glue", "glue_figure", "glue_values", "mean_bound",
-           "mean_se"]
+           "mean_se", "record_spectrum"]

@@ -1,14 +1,29 @@
-"""The book: the claims table over the executed chapters, and the HTML build."""
+"""The book: the claims table, the chapters' claims cards and tallies, the atlas page, and
+the HTML build.
+
+A chapter is shown as it was executed, with three changes made while Sphinx reads it
+(:func:`prepare_chapter`, called from ``book/_ext/bookfix.py``; the file is untouched):
+plotting cells and papermill's injected-parameters cell are folded (``hide-input``), a
+claims card opens the chapter, and the hyperribbon record outputs (claims, provenance,
+spectra: MIME types no renderer knows) are dropped, so that any *other* output of an
+unknown type still stops the strict build instead of leaving a blank figure.
+"""
 
 from __future__ import annotations
 
+import copy
+import html
+import json
 import sys
+from collections import Counter
 from pathlib import Path
 
 from ..paths import repo_root
 from ..util import InputError
+from . import assets, atlas
 from . import claims as claims_mod
 from . import run as run_mod
+from .provenance import PROVENANCE_MIME
 
 
 def claim_rows(folder: Path | None = None) -> list[claims_mod.Row]:
@@ -16,11 +31,17 @@ def claim_rows(folder: Path | None = None) -> list[claims_mod.Row]:
     root = repo_root()
     if folder is not None and not Path(folder).is_dir():
         raise InputError(f"{folder}: no such folder of executed notebooks")
-    folder = folder or root / "book" / "papers"
-    executed = [p for p in folder.glob("[0-9][0-9]_*.ipynb")
-                if not p.name.endswith(".failed.ipynb")]
+    executed = executed_notebooks(folder)
     status = claims_mod.load_status(root / "notebooks" / "claims_status.yml")
     return claims_mod.table(executed, run_mod.expected_claims(root), status)
+
+
+def executed_notebooks(folder: Path | None = None) -> list[Path]:
+    """The executed chapter notebooks in ``folder`` (default book/papers), failed runs
+    left out."""
+    folder = Path(folder) if folder is not None else repo_root() / "book" / "papers"
+    return sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb")
+                  if not p.name.endswith(".failed.ipynb"))
 
 
 def short_value(v) -> str:
@@ -61,6 +82,116 @@ def claims_page(rows: list[claims_mod.Row]) -> str:
         f"**Summary:** {summary}.\n\n" + markdown_table(rows))
 
 
+STATUS_CLASS = {"PASS": "pass", "FAIL": "fail", "FAILS (declared)": "declared",
+                "MISSING": "missing", "NOW PASSES": "fail"}
+
+
+def tally(rows: list[claims_mod.Row]) -> str:
+    """A chapter's claims in one line, e.g. ``5 PASS · 1 FAILS (declared)``."""
+    counts = Counter(r.status for r in rows)
+    return " · ".join(f"{counts[s]} {s}" for s in STATUS_CLASS if counts[s]) or "no claims"
+
+
+def claim_anchor(name: str) -> str:
+    """The id of the place in a chapter where claim ``name`` is computed."""
+    return f"claim-{name}"
+
+
+def claims_card(notebook: str, rows: list[claims_mod.Row]) -> str:
+    """The claims card that opens a chapter (raw HTML): its tally, then each claim's
+    value, target and verdict, linked to where the chapter computes it."""
+    mine = [r for r in rows if r.notebook == notebook]
+    lines = [f'<div class="hr-claims-card" id="claims-card" data-notebook="{notebook}">',
+             f'<p class="hr-card-title"><strong>Claims of this chapter:</strong> '
+             f'<span class="hr-tally">{html.escape(tally(mine))}</span> '
+             f'(<a href="../claims.html">all claims</a>)</p>',
+             "<table><thead><tr><th>claim</th><th>value</th><th>target</th><th>verdict</th>"
+             "</tr></thead><tbody>"]
+    for r in mine:
+        name = html.escape(r.name)
+        cell = (f'<a href="#{claim_anchor(r.name)}"><code>{name}</code></a>'
+                if r.value is not None else f"<code>{name}</code>")
+        target = f"{r.relation} {short_value(r.target)}" if r.relation else ""
+        title = f' title="{html.escape(r.reason, quote=True)}"' if r.reason else ""
+        lines.append(
+            f'<tr data-claim="{name}"><td>{cell}</td>'
+            f'<td class="hr-value">{html.escape(short_value(r.value))}</td>'
+            f"<td>{html.escape(target)}</td>"
+            f'<td class="hr-status hr-{STATUS_CLASS[r.status]}"{title}>'
+            f"{html.escape(r.status)}</td></tr>")
+    lines.append("</tbody></table></div>")
+    return "\n".join(lines)
+
+
+PRIVATE_MIMES = (claims_mod.CLAIM_MIME, PROVENANCE_MIME, atlas.SPECTRUM_MIME)
+FOLD_CALLS = ("glue_figure(", "glue_3d(")
+
+
+def fold_tags(cell: dict) -> list[str]:
+    """The tags a code cell gets so the chapter reads argument → figure → claim:
+    ``hide-input`` (code behind a toggle, output shown) for papermill's
+    injected-parameters cell and for plotting cells (those that glue a figure)."""
+    tags = list(cell.get("metadata", {}).get("tags", []))
+    if cell.get("cell_type") != "code" or {"hide-input", "remove-input"} & set(tags):
+        return tags
+    source = "".join(cell.get("source", ""))
+    if "injected-parameters" in tags or any(c in source for c in FOLD_CALLS):
+        tags.append("hide-input")
+    return tags
+
+
+def _markdown_cell(text: str, cell_id: str) -> dict:
+    return {"cell_type": "markdown", "id": cell_id, "metadata": {}, "source": text}
+
+
+def prepare_chapter(nb: dict, notebook: str, rows: list[claims_mod.Row]) -> dict:
+    """The executed notebook ``nb`` (JSON as a dict) as the book shows it: plotting and
+    injected-parameters cells folded (:func:`fold_tags`), the claims card after the
+    title, an anchor before each cell that records a claim, the hyperribbon record
+    outputs (:data:`PRIVATE_MIMES`) dropped. ``nb`` itself is not changed."""
+    nb = copy.deepcopy(nb)
+    cells = []
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") == "code":
+            cell.setdefault("metadata", {})["tags"] = fold_tags(cell)
+            names = []
+            for o in cell.get("outputs", []) or []:
+                data = o.get("data")
+                if not data:
+                    continue
+                rec = data.get(claims_mod.CLAIM_MIME)
+                if rec is not None:
+                    names.append((json.loads(rec) if isinstance(rec, str) else rec)["name"])
+                for m in PRIVATE_MIMES:
+                    data.pop(m, None)
+            cell["outputs"] = [o for o in cell.get("outputs", []) or []
+                               if "data" not in o or o["data"]]
+            if names:
+                cells.append(_markdown_cell("".join(
+                    f'<span id="{claim_anchor(n)}"></span>' for n in names),
+                    f"hr-anchor-{len(cells)}"))
+        cells.append(cell)
+    card = _markdown_cell(claims_card(notebook, rows), "hr-claims-card")
+    for i, cell in enumerate(cells):
+        text = "".join(cell.get("source", ""))
+        if cell.get("cell_type") == "markdown" and text.lstrip().startswith("# "):
+            title, _, rest = text.lstrip().partition("\n")
+            cells[i:i + 1] = [_markdown_cell(title, "hr-title"), card] + (
+                [_markdown_cell(rest, "hr-opening")] if rest.strip() else [])
+            break
+    else:
+        cells.insert(0, card)
+    nb["cells"] = cells
+    return nb
+
+
+def write_atlas(folder: Path | None = None) -> Path:
+    """Write the atlas page ``book/atlas.md`` from the executed chapters' spectra."""
+    page = repo_root() / "book" / "atlas.md"
+    page.write_text(atlas.atlas_page(atlas.collect(executed_notebooks(folder))))
+    return page
+
+
 def build_book(repo_url: str | None = None, strict: bool = True) -> Path:
     """Write the claims page and build the HTML book from the executed notebooks.
 
@@ -75,6 +206,8 @@ def build_book(repo_url: str | None = None, strict: bool = True) -> Path:
     root = repo_root()
     shutil.rmtree(root / "_build" / "html", ignore_errors=True)  # no stale pages
     (root / "book" / "claims.md").write_text(claims_page(claim_rows()))
+    write_atlas()
+    assets.prepare(root / "book" / "_static")
     cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(root)]
     if repo_url:
         cfg = yaml.safe_load((root / "_config.yml").read_text())
@@ -85,6 +218,10 @@ def build_book(repo_url: str | None = None, strict: bool = True) -> Path:
             ext[name] = str((root / folder).resolve())
         cfg["bibtex_bibfiles"] = [str((root / b).resolve())
                                   for b in cfg.get("bibtex_bibfiles", [])]
+        sph = cfg.get("sphinx", {}).get("config") or {}
+        if "html_static_path" in sph:
+            sph["html_static_path"] = [str((root / s).resolve())
+                                       for s in sph["html_static_path"]]
         cfg_path = root / "_build" / ".config" / "_config.yml"
         cfg_path.parent.mkdir(parents=True, exist_ok=True)
         cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))

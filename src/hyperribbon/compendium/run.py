@@ -17,13 +17,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .. import data
 from ..paths import repo_root
 from ..util import InputError, atomic_path, read_yaml
+from .atlas import spectra_in_notebook
 from .claims import claims_in_notebook
 from .params import Param, ParameterError, coerce, parse_cell, validate
 from .provenance import PROVENANCE_MIME, PROVENANCE_SOURCE
@@ -362,8 +363,10 @@ def execute(path: Path, profile: str, overrides: dict[str, Any] | None = None,
     claims, prov = _collect(executed)
     prov["wall_s"] = wall
     executed.metadata["kernelspec"] = copy.deepcopy(nb.metadata.get("kernelspec", {}))
+    spectra = [asdict(s) for s in spectra_in_notebook(executed)]
     executed.metadata["hyperribbon"] = {"key": key, "profile": profile, "parameters": params,
-                                        "provenance": prov, "claims": claims, "wall_s": wall}
+                                        "provenance": prov, "claims": claims,
+                                        "spectra": spectra, "wall_s": wall}
     with atomic_path(dest) as tmp:
         nbformat.write(executed, str(tmp))
     failed.unlink(missing_ok=True)
