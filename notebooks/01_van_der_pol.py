@@ -63,7 +63,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Markdown
 
-from hyperribbon.compendium import claim, glue, glue_figure
+from hyperribbon.compendium import claim, glue, glue_figure, record_spectrum
 from hyperribbon.odes import check_vdp_parameters, vdp_analyse, vdp_limit_cycles
 from hyperribbon.util import progress
 
@@ -135,6 +135,10 @@ glue_figure("ch01-spectra", fig)
 # largest, log scale) for each ε. The ladder lengthens as ε decreases: separating the time
 # scales spreads the eigenvalues over more decades.
 # ```
+
+# %%
+record_spectrum("ch01-fisher", runs[-1].spectrum.eigenvalues,
+                f"Fisher eigenvalues (JᵀJ), ε = {eps_values[-1]:g}", "ODE (van der Pol)")
 
 # %%
 last = runs[-1]

@@ -66,7 +66,7 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 
-from hyperribbon.compendium import claim, glue, glue_figure, glue_values
+from hyperribbon.compendium import claim, glue, glue_figure, glue_values, record_spectrum
 from hyperribbon.manifold import (
     box_corners,
     cheb_coefficients,
@@ -275,6 +275,10 @@ for key, f in fits.items():
 claim("cheb_span_exp", span_exp, ">=", 4.0,
       ref="Quinn et al. 2019: exponential model widths span many decades",
       detail=f"log10(σ_1/σ_{N_FIT}), exponentials, Λ·T = {exp_lambda_t:g}")
+
+# %%
+record_spectrum("ch02-widths", W["exp"].sigma, "PCA widths of the exponential-decay manifold",
+                "ODE (sum of exponentials)")
 
 # %% [markdown]
 # The widths are geometric over the first {glue:text}`ch02-nfit` directions (R² of a

@@ -66,7 +66,7 @@ import numpy as np
 import torch
 from IPython.display import HTML, display
 
-from hyperribbon.compendium import claim, glue, glue_figure, glue_values
+from hyperribbon.compendium import claim, glue, glue_figure, glue_values, record_spectrum
 from hyperribbon.data import load_images
 from hyperribbon.jeffreys import check_params, html_table, metric_check, study
 from hyperribbon.manifold import sample_box
@@ -319,6 +319,11 @@ glue_figure("ch03-recons", fig)
 # σ₁/σ_k of 100 or more; {numref}`fig-ch03-widths` compares the widths with those of the
 # sum-of-exponentials model of chapter 2 (six decay rates, 50 time points), a
 # hyper-ribbon.
+
+# %%
+record_spectrum("ch03-widths", studies["sdae", K_MAIN].widths.sigma,
+                f"PCA widths of Jeffreys-prior samples (SDAE, k = {K_MAIN})",
+                "deep sigmoidal network")
 
 # %%
 fig, ax = plt.subplots(figsize=(6.5, 4))

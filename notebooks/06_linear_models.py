@@ -88,7 +88,14 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 
-from hyperribbon.compendium import claim, glue, glue_figure, glue_values
+from hyperribbon.compendium import (
+    claim,
+    glue,
+    glue_3d,
+    glue_figure,
+    glue_values,
+    record_spectrum,
+)
 from hyperribbon.inpca import bhattacharyya, bhattacharyya_paired, inpca
 from hyperribbon.linear import (
     boundary_agreement,
@@ -224,6 +231,14 @@ glue_figure("ch06-ribbons", fig)
 glue("ch06-es3-small", float(demo[0.1].explained_stress[2]), display=False)
 glue("ch06-es3-large", float(demo[10.0].explained_stress[2]), display=False)
 
+# %%
+small = demo[0.1]
+glue_3d("ch06-ribbons-3d", small.coords[:, :3].reshape(n_init, len(steps_demo), 3),
+        axis_labels=[f"x{j + 1}" + (" (time-like)" if small.eigenvalues[j] < 0 else "")
+                     for j in range(3)])
+record_spectrum("ch06-inpca", np.abs(small.eigenvalues), "InPCA |eigenvalues| of the "
+                "trajectories, s₀/s* = 0.1", "linear softmax model")
+
 # %% [markdown]
 # ```{glue:figure} ch06-ribbons
 # :name: fig-ch06-ribbons
@@ -234,6 +249,13 @@ glue("ch06-es3-large", float(demo[10.0].explained_stress[2]), display=False)
 # ribbon: all trajectories follow nearly the same curve toward the teacher (black dots:
 # the last checkpoints). Right: large initial weights (s₀/s* = 10): the trajectories start
 # far apart in many directions and the cloud is thick.
+# ```
+#
+# ```{glue:figure} ch06-ribbons-3d
+# :name: fig-ch06-ribbons-3d
+#
+# The thin ribbon of {numref}`fig-ch06-ribbons` (left, s₀/s* = 0.1) in three dimensions:
+# drag to turn it, scroll to zoom (lines: the trajectories; dots: the last checkpoints).
 # ```
 #
 # With small initial weights the top three InPCA dimensions explain

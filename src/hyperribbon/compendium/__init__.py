@@ -18,6 +18,7 @@ from .claims import (
     mean_bound,
     mean_se,
 )
+from .interactive import glue_3d
 
-__all__ = ["claim", "errorbar_mean_se", "glue", "glue_figure", "glue_values", "mean_bound",
-           "mean_se", "record_spectrum"]
+__all__ = ["claim", "errorbar_mean_se", "glue", "glue_3d", "glue_figure", "glue_values",
+           "mean_bound", "mean_se", "record_spectrum"]
