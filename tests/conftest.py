@@ -9,6 +9,23 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def have_data(name: str) -> bool:
+    """Whether the train and test splits of a registered image dataset are present."""
+    from hyperribbon import data
+
+    try:
+        data.locate(name, "train")
+        data.locate(name, "test")
+        return True
+    except data.DataError:
+        return False
+
+
+#: Skip a test that trains on Fashion-MNIST where it is not present.
+needs_fashion_mnist = pytest.mark.skipif(not have_data("fashion-mnist"),
+                                         reason="Fashion-MNIST is not present")
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 

@@ -17,18 +17,11 @@ import numpy as np
 import pytest
 import yaml
 
-from hyperribbon import data as data_mod
+from conftest import needs_fashion_mnist
 from hyperribbon import inpca
 from hyperribbon.compendium import cluster, sweep
 from hyperribbon.compendium.train_grid import train_grid
 from hyperribbon.util import InputError
-
-try:
-    data_mod.locate("fashion-mnist", "train")
-    data_mod.locate("fashion-mnist", "test")
-    HAVE_DATA = True
-except data_mod.DataError:
-    HAVE_DATA = False
 
 
 def _grid(tmp_path, content: dict, name: str = "grid.yml"):
@@ -86,7 +79,7 @@ def test_a_worker_killed_mid_point_does_not_lose_the_point(toy, tmp_path):
     assert [r.status for r in sweep.sweep("01", g, "ci", out)] == ["skipped", "skipped"]
 
 
-@pytest.mark.skipif(not HAVE_DATA, reason="Fashion-MNIST is not present")
+@needs_fashion_mnist
 def test_a_training_grid_fills_the_cache_once_and_retrains_a_damaged_run(tmp_path):
     g = _grid(tmp_path, {
         "device": "cpu",

@@ -6,19 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from conftest import needs_fashion_mnist
 from hyperribbon import linear as L
 from hyperribbon.inpca import bhattacharyya, inpca
-
-
-def _have(name: str) -> bool:
-    from hyperribbon import data
-
-    try:
-        data.locate(name, "train")
-        data.locate(name, "test")
-        return True
-    except data.DataError:
-        return False
 
 
 @pytest.fixture(scope="module")
@@ -232,7 +222,7 @@ def test_kernel_ensembles_spectra_errors_and_two_point_stress():
     assert np.allclose(few.es[..., 0], 1.0)
 
 
-@pytest.mark.skipif(not _have("fashion-mnist"), reason="Fashion-MNIST is not present")
+@needs_fashion_mnist
 def test_image_trajectories_start_at_the_initialisation_and_learn(tmp_path, monkeypatch):
     monkeypatch.setenv("HYPERRIBBON_CACHE", str(tmp_path))
     kw = dict(n_train=200, n_eval=30, pool=2, seeds=[0, 1], epochs=3, lr=0.1, batch=50,

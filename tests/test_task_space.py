@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_training import needs_data
 
+from conftest import needs_fashion_mnist as needs_data
 from hyperribbon import task_space as ts
 from hyperribbon import tasks as tk
 from hyperribbon import training as tr

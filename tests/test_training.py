@@ -15,19 +15,13 @@ import numpy as np
 import pytest
 import torch
 
-from hyperribbon import data as data_mod
+from conftest import needs_fashion_mnist
 from hyperribbon import training as tr
 from hyperribbon.nets import ARCH_DEPTH, classifier
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-try:
-    data_mod.locate("fashion-mnist", "train")
-    data_mod.locate("fashion-mnist", "test")
-    HAVE_DATA = True
-except data_mod.DataError:
-    HAVE_DATA = False
-needs_data = pytest.mark.skipif(not HAVE_DATA, reason="Fashion-MNIST is not present")
+needs_data = needs_fashion_mnist
 
 TINY = tr.RunSpec(train=tr.Samples(n=200, pool=2), arch="mlp", width=16,
                   record=(("test", tr.Samples(split="test", n=100, pool=2)),),

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_training import needs_data
 
+from conftest import needs_fashion_mnist as needs_data
 from hyperribbon import training_manifold as tm
 from hyperribbon import trajectory as tj
 
