@@ -95,11 +95,34 @@ def test_claim_in_a_kernel_emits_record_and_glue(monkeypatch):
     claim("toy_x", 0.25, "in", [0, 1], ref="eq. 3")
     recs = [d[CLAIM_MIME] for d in published if CLAIM_MIME in d]
     assert recs == [{"name": "toy_x", "value": 0.25, "relation": "in", "target": [0, 1],
-                     "ref": "eq. 3", "detail": "", "passed": True}]
+                     "ref": "eq. 3", "detail": "", "passed": True, "kind": "claim"}]
     assert any("PASS" in d.get("text/markdown", "") for d in published)
     json.dumps(recs)  # serialisable
     with pytest.raises(ValueError, match="lower-case"):
         claim("Bad Name", 1, ">=", 0, ref="x")
+    with pytest.raises(ValueError, match="use one of claim, diagnostic"):
+        claim("toy_y", 1, ">=", 0, ref="x", kind="check")
+    published.clear()
+    claim("toy_acc", 0.3, "in", [0.15, 0.5], ref="sampler", kind="diagnostic")
+    assert [d[CLAIM_MIME]["kind"] for d in published if CLAIM_MIME in d] == ["diagnostic"]
+    assert any("**Diagnostic `toy_acc`**" in d.get("text/markdown", "") for d in published)
+
+
+def test_diagnostics_are_a_kind_of_their_own_in_the_table_and_on_the_page(tmp_path):
+    from hyperribbon.compendium.book import claims_page
+
+    old = rec("old", 2, True)  # a record written before kinds existed is a claim
+    diag = {**rec("acc", 0, False), "kind": "diagnostic"}
+    p = _nb(tmp_path / "01_a.ipynb", [old, {**rec("new", 2, True), "kind": "claim"}, diag])
+    rows = table([p], {}, {})
+    assert {r.name: r.kind for r in rows} == {"old": "claim", "new": "claim",
+                                              "acc": "diagnostic"}
+    assert [r.name for r in problems(rows)] == ["acc"]  # a failing diagnostic still fails
+    page = claims_page(rows)
+    head, diagnostics = page.split("## Diagnostics")
+    assert "`old`" in head and "`new`" in head and "`acc`" not in head
+    assert "`acc`" in diagnostics and "`old`" not in diagnostics
+    assert "## Diagnostics" not in claims_page(rows[:2])
 
 
 def test_mean_bound_against_tabulated_t_and_coverage():

@@ -79,7 +79,20 @@ def claims_page(rows: list[claims_mod.Row]) -> str:
         "`hyperribbon claims --page book/claims.md` from the executed notebooks in "
         "`book/papers/`; nothing here is typed in. A claim marked *FAILS (declared)* does "
         "not hold at this scale; its reason is given and its chapter discusses it.\n\n"
-        f"**Summary:** {summary}.\n\n" + markdown_table(rows))
+        f"**Summary:** {summary}.\n\n"
+        + markdown_table([r for r in rows if r.kind == "claim"]) + diagnostics_section(rows))
+
+
+def diagnostics_section(rows: list[claims_mod.Row]) -> str:
+    """The diagnostics (checks of our own machinery, not results of the papers) as a
+    section of their own on the claims page; empty when there are none."""
+    diag = [r for r in rows if r.kind == "diagnostic"]
+    if not diag:
+        return ""
+    return ("\n## Diagnostics\n\n"
+            "Checks of our own machinery (a sampler's acceptance rate, autodiff against "
+            "finite differences): recorded and checked like claims, but not results of the "
+            "papers.\n\n" + markdown_table(diag))
 
 
 STATUS_CLASS = {"PASS": "pass", "FAIL": "fail", "FAILS (declared)": "declared",

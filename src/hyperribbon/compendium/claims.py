@@ -24,6 +24,9 @@ from ..util import InputError, read_yaml
 
 CLAIM_MIME = "application/vnd.hyperribbon.claim+json"
 RELATIONS = (">=", ">", "<=", "<", "==", "in")
+#: What a record is: a paper's ``claim``, or a ``diagnostic`` of our own machinery (a
+#: sampler's acceptance rate, a finite-difference agreement), shown apart from the claims.
+KINDS = ("claim", "diagnostic")
 
 
 @dataclass
@@ -37,6 +40,7 @@ class Claim:
     ref: str
     detail: str = ""
     passed: bool = False
+    kind: str = "claim"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -180,7 +184,7 @@ def glue_figure(name: str, fig: Any, tight: bool = True) -> None:
 
 
 def claim(name: str, value: Any, relation: str, target: Any, ref: str,
-          detail: str = "") -> None:
+          detail: str = "", kind: str = "claim") -> None:
     """Record a claim from a notebook (glued, displayed with PASS/FAIL, and stored).
 
     Parameters
@@ -196,13 +200,18 @@ def claim(name: str, value: Any, relation: str, target: Any, ref: str,
         Where the paper states it (section, figure, equation).
     detail : str
         One line on how the value was computed.
+    kind : str
+        ``"claim"`` (a result of the paper) or ``"diagnostic"`` (a check of our own
+        machinery, recorded and checked alike but shown apart from the paper's claims).
     """
+    if kind not in KINDS:
+        raise ValueError(f"claim kind {kind!r}: use one of {', '.join(KINDS)}")
     if not name or not all(ch.isalnum() or ch == "_" for ch in name) or name != name.lower():
         raise ValueError(f"claim name {name!r} must be lower-case letters, digits and '_'")
     value = _plain(value)
     target = _plain(target)
     passed = evaluate(value, relation, target)
-    record = Claim(name, value, relation, target, ref, detail, passed)
+    record = Claim(name, value, relation, target, ref, detail, passed, kind)
     from IPython.display import display
 
     try:
@@ -210,8 +219,9 @@ def claim(name: str, value: Any, relation: str, target: Any, ref: str,
     except ImportError:  # outside a kernel with myst-nb: keep going, the record still counts
         pass
     verdict = "PASS" if passed else "FAIL"
+    label = "Claim" if kind == "claim" else "Diagnostic"
     tgt = f"[{_fmt(target[0])}, {_fmt(target[1])}]" if relation == "in" else _fmt(target)
-    text = f"**Claim `{name}`** = {_fmt(value)} (must be {relation} {tgt}; {ref}): **{verdict}**"
+    text = f"**{label} `{name}`** = {_fmt(value)} (must be {relation} {tgt}; {ref}): **{verdict}**"
     display({"text/markdown": text, "text/plain": text, CLAIM_MIME: record.to_dict()},
             raw=True)
 
@@ -245,6 +255,7 @@ class Row:
     ref: str = ""
     status: str = ""  # PASS, FAIL, FAILS (declared), MISSING, NOW PASSES (declared)
     reason: str = ""
+    kind: str = "claim"  # or "diagnostic" (see KINDS)
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -291,7 +302,8 @@ def table(executed: Iterable[Path], expected: Mapping[str, list[str]],
         for rec in recs:
             seen.add(rec["name"])
             row = Row(stem, rec["name"], rec["value"], rec["relation"], rec["target"],
-                      bool(rec["passed"]), profile, rec.get("ref", ""))
+                      bool(rec["passed"]), profile, rec.get("ref", ""),
+                      kind=rec.get("kind", "claim"))
             decl = status.get(rec["name"])
             if decl is None:
                 row.status = "PASS" if row.passed else "FAIL"

@@ -75,7 +75,7 @@ def _cmd_claims(args: argparse.Namespace) -> int:
         print(markdown_table(rows), end="")
     else:
         for r in rows:
-            print(f"{r.notebook:24s} {r.name:34s} {short_value(r.value):>10s} "
+            print(f"{r.notebook:24s} {r.name:34s} {r.kind:10s} {short_value(r.value):>10s} "
                   f"{r.relation:>2s} {short_value(r.target):12s} {r.profile or '':6s} {r.status}"
                   + (f"  — {r.reason}" if r.reason else ""))
     if args.check:
