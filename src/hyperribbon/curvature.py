@@ -93,7 +93,8 @@ def tangent_coords(J: Tensor, h: Tensor) -> Tensor:
 
 def inverse_metric(J: Tensor, ridge: float = 1e-10) -> Tensor:
     """(JᵀJ + ε)⁻¹ (..., d, d); the tiny ridge ε (relative to tr JᵀJ / d) keeps a
-    degenerate Jacobian finite."""
+    degenerate Jacobian finite. It acts in float64 only (1e-10 is below float32's
+    resolution): the curvature parts call it on float64 copies."""
     G = J.transpose(-1, -2) @ J
     d = G.shape[-1]
     scale = G.diagonal(dim1=-2, dim2=-1).sum(-1).clamp_min(1e-30) / d
@@ -103,6 +104,22 @@ def inverse_metric(J: Tensor, ridge: float = 1e-10) -> Tensor:
 
 def _quad(a: Tensor, M: Tensor, b: Tensor) -> Tensor:
     return (a * (M * b[..., None, :]).sum(-1)).sum(-1)
+
+
+def _split(J: Tensor, second: dict, average: Callable[[dict, Callable], Tensor]
+           ) -> tuple[Tensor, Tensor]:
+    """Tangent and normal parts, computed in float64 and returned in J's dtype: in
+    float32 the ridge of :func:`inverse_metric` is below the resolution and
+    normal = total − tangent loses its sign to rounding where the curvature is nearly
+    all tangent. ``average(vectors, inner)`` reduces second derivatives with a quadratic
+    form ``inner(a, b)``."""
+    J64 = J.double()
+    s64 = {k: h.double() for k, h in second.items()}
+    Ginv = inverse_metric(J64)
+    total = average(s64, lambda a, b: (a * b).sum(-1))
+    tangent = average({k: tangent_coords(J64, h) for k, h in s64.items()},
+                      lambda a, b: _quad(a, Ginv, b))
+    return tangent.to(J.dtype), (total - tangent).to(J.dtype)
 
 
 def sphere_average_sq(H: dict[tuple[int, int], Tensor], d: int,
@@ -155,10 +172,8 @@ def reduce_exact(J: Tensor | None, H: dict[tuple[int, int], Tensor], d: int,
     ``scale_free``."""
     out = {"total": sphere_average_sq(H, d)}
     if split:
-        Ginv = inverse_metric(J)
-        U = {k: tangent_coords(J, h) for k, h in H.items()}
-        out["tangent"] = sphere_average_sq(U, d, inner=lambda a, b: _quad(a, Ginv, b))
-        out["normal"] = out["total"] - out["tangent"]
+        out["tangent"], out["normal"] = _split(
+            J, H, lambda V, inner: sphere_average_sq(V, d, inner=inner))
     if scale_free:
         denom = metric_quartic(J).clamp_min(1e-30)
         out = {k: v / denom for k, v in out.items()}
@@ -172,10 +187,9 @@ def reduce_random(J: Tensor | None, fvv: Sequence[Tensor], split: bool = False,
     is their difference, so the parts sum to the total exactly."""
     out = {"total": torch.stack([h.pow(2).sum(-1) for h in fvv]).mean(0)}
     if split:
-        Ginv = inverse_metric(J)
-        out["tangent"] = torch.stack([_quad(u, Ginv, u) for u in
-                                      (tangent_coords(J, h) for h in fvv)]).mean(0)
-        out["normal"] = out["total"] - out["tangent"]
+        out["tangent"], out["normal"] = _split(
+            J, dict(enumerate(fvv)),
+            lambda V, inner: torch.stack([inner(v, v) for v in V.values()]).mean(0))
     if scale_free:
         denom = metric_quartic(J).clamp_min(1e-30)
         out = {k: v / denom for k, v in out.items()}
