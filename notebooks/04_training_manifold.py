@@ -49,7 +49,7 @@ pool: int = 2  # range: [1, 4] | average pooling of the images
 archs: list[str] = ["mlp-128", "mlp-512", "cnn-8", "cnn-16", "convmixer-32", "wrn-8"]  # arch-width
 optimizers: list[str] = ["nesterov", "adam"]  # choices: sgd, nesterov, adam | optimisers
 sgd_lr: float = 0.05  # range: (0, 10] | SGD learning rate at the reference batch size
-adam_lr: float = 0.003  # range: (0, 1] | Adam learning rate at the reference batch size
+adam_lr: float = 0.006  # range: (0, 1] | Adam learning rate at the reference batch size
 batch_size: int = 100  # range: [1, 10000] | minibatch size
 ref_batch: int = 100  # range: [1, 10000] | batch size of the learning rates (scaled linearly)
 epochs: int = 30  # range: [1, 1000] | training epochs (cosine schedule stepped per iteration)
@@ -75,7 +75,7 @@ from IPython.display import Markdown, display
 from scipy.cluster.hierarchy import dendrogram
 
 from hyperribbon import training_manifold as tm
-from hyperribbon.compendium import claim, glue_figure, glue_values
+from hyperribbon.compendium import claim, glue_3d, glue_figure, glue_values, record_spectrum
 from hyperribbon.training import available_dataset
 
 t_start = time.perf_counter()
@@ -140,6 +140,13 @@ glue_values({
 # eigenvalue) is marked "(t)".
 # ```
 #
+# ```{glue:figure} ch04-embedding-3d
+# :name: fig-ch04-embedding-3d
+#
+# The same embedding to turn and zoom: every run's trajectory, coloured by architecture
+# (corner initialisations labelled as such).
+# ```
+#
 # ```{glue:figure} ch04-spectrum
 # :name: fig-ch04-spectrum
 #
@@ -174,6 +181,14 @@ ax.set_zlabel(axis_names[2])
 ax.legend(fontsize=7, loc="upper left")
 ax.set_title(f"{data_name}: {len(st.runs)} training runs, InPCA")
 glue_figure("ch04-embedding", fig)
+run_labels = [st.configs[c].arch + (" corner" if st.configs[c].corner != "standard" else "")
+              for c in st.run_config]
+traj3 = ([xyz[start[r]:start[r + 1]] for r in range(len(st.runs))])
+glue_3d("ch04-embedding-3d", np.stack(traj3) if len(set(st.n_ckpt)) == 1 else
+        np.concatenate(traj3), run_labels if len(set(st.n_ckpt)) == 1 else
+        np.repeat(run_labels, st.n_ckpt), axis_names, f"{data_name}: InPCA of every run")
+record_spectrum("ch04-inpca", np.abs(emb.eigenvalues), "InPCA |eigenvalues| of every "
+                "checkpoint of every training run", "deep network")
 
 fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.4))
 lam = emb.eigenvalues

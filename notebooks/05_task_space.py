@@ -77,7 +77,7 @@ from scipy.spatial.distance import squareform
 
 from hyperribbon import task_space as ts
 from hyperribbon import tasks as tk
-from hyperribbon.compendium import claim, glue_figure, glue_values
+from hyperribbon.compendium import claim, glue_3d, glue_figure, glue_values, record_spectrum
 from hyperribbon.training import available_dataset
 
 t_start = time.perf_counter()
@@ -142,6 +142,13 @@ for gi, g in enumerate(st.groups):
 # evaluation images), coloured by task; the geodesic from P₀ (square) to P\* (star) in
 # grey. A time-like axis (negative eigenvalue) is marked "(t)".
 # ```
+#
+# ```{glue:figure} ch05-embedding-3d
+# :name: fig-ch05-embedding-3d
+#
+# The same embedding to turn and zoom: every checkpoint of every run, coloured by task
+# and method.
+# ```
 
 # %%
 xyz = emb.coords[:, :3]
@@ -165,6 +172,11 @@ ax.set_zlabel(labels3[2])
 ax.legend(fontsize=6, loc="upper left", ncol=2)
 ax.set_title(f"{data_name}: {len(sup_groups)} tasks, imprinted models")
 glue_figure("ch05-embedding", fig)
+glue_3d("ch05-embedding-3d", xyz[:start[-1]],
+        np.repeat([st.groups[g].name for g in st.group_of], st.n_ckpt), labels3,
+        f"{data_name}: imprinted models of every task")
+record_spectrum("ch05-inpca", np.abs(emb.eigenvalues), "InPCA |eigenvalues| of imprinted "
+                "models trained on many tasks", "deep network")
 
 # %% [markdown]
 # ## Transfer between tasks
