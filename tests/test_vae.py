@@ -10,6 +10,7 @@ import torch
 from scipy import stats
 from torch.func import jvp
 
+from hyperribbon import curvature as curv
 from hyperribbon import vae
 from hyperribbon.curvature import curvature
 
@@ -90,7 +91,7 @@ def test_likelihoods_and_kl_against_scipy():
 def test_penalty_points_lie_in_the_cloud():
     mu = torch.rand(2, 50, 2) * 4 - 2
     lv = torch.full((2, 50, 2), -20.0)  # posterior samples = means
-    zp = vae.penalty_points(mu, lv, 40, torch.Generator().manual_seed(0))
+    zp = vae.penalty_points(mu, lv, 40, vae.SeedStreams([0, 1]))
     assert zp.shape == (2, 40, 2)
     lo, hi = mu.amin(1, keepdim=True), mu.amax(1, keepdim=True)
     assert ((zp >= lo - 1e-3) & (zp <= hi + 1e-3)).all()
@@ -99,10 +100,34 @@ def test_penalty_points_lie_in_the_cloud():
 def test_loss_terms_penalise_only_the_chosen_models():
     p = vae.init_params([0, 1, 2], 5, 2, 4)
     x = torch.randn(3, 8, 5)
-    t = vae.loss_terms(p, x, vae.TrainConfig(hidden=4, n_penalty=6),
-                       torch.Generator().manual_seed(0), penalised=torch.tensor([1]))
-    assert t["R"][0] == 0 and t["R"][2] == 0 and t["R"][1] > 0
-    assert t["rec"].shape == (3,) and (t["kl"] >= 0).all()
+    for mode in ("exact", "random"):
+        t = vae.loss_terms(p, x, vae.TrainConfig(hidden=4, n_penalty=6, curvature_mode=mode),
+                           vae.SeedStreams([0, 1, 2]), penalised=torch.tensor([1]))
+        assert t["R"][0] == 0 and t["R"][2] == 0 and t["R"][1] > 0
+        assert t["rec"].shape == (3,) and (t["kl"] >= 0).all()
+
+
+def test_seed_streams_are_common_per_seed_and_independent_of_the_others():
+    a, b = vae.SeedStreams([5, 3, 5]), vae.SeedStreams([3])
+    for _ in range(2):  # the streams stay in step over successive draws
+        x, y = a.randn(4, 2), b.randn(4, 2)
+        assert x.shape == (3, 4, 2)
+        assert torch.equal(x[0], x[2]) and not torch.equal(x[0], x[1])
+        assert torch.equal(x[1], y[0])
+    i = a.randint(7, 1000)
+    assert i.min() >= 0 and i.max() == 6 and torch.equal(i[0], i[2])
+    u = a.rand(1000)
+    assert 0 <= u.min() and u.max() < 1
+
+
+def test_models_with_one_seed_see_the_same_random_numbers_whatever_their_gamma():
+    X = torch.randn(60, 5).numpy()
+    cfg = vae.TrainConfig(steps=5, batch=8, hidden=4, n_penalty=4)
+    m = vae.train(X, [0.0, 0.0, 1.0], [7, 7, 7], cfg)
+    assert all(torch.equal(v[0], v[1]) for v in m.params.values())
+    assert m.history[0, 2] > m.history[0, 0]  # the same batch, plus γ·R
+    alone = vae.train(X, [0.0], [7], cfg)
+    assert all(torch.allclose(v[0], alone.params[k][0]) for k, v in m.params.items())
 
 
 @pytest.fixture(scope="module")
@@ -206,6 +231,11 @@ def test_sweeps_shapes_and_heldout_scores(tiny):
     m = sw.model.select([3])
     assert np.allclose(sw.Z[1, 1], vae.embed(m, reps[1].X)[0])
     assert sw.rec_test[1, 1] == pytest.approx(vae.reconstruction_error(m, reps[1].X[test])[0])
+    # scale-free curvature: the nested-jvp curvature over E_v‖Jv‖⁴, on the same grid
+    grid = torch.as_tensor(vae.latent_grid(sw.Z[1, 1][~test], 4, seed=1), dtype=F64)[None]
+    f = vae.decoder_fn({k: v.double() for k, v in m.params.items()})
+    free = curv.curvature(f, grid)["total"] / curv.metric_quartic(curv.jacobian(f, grid))
+    assert sw.R_scale_free[1, 1] == pytest.approx(free.mean().item(), rel=1e-4)
     ho = vae.heldout_sweep(reps, [1], [0.0, 1.0], [0, 1], cfg, sw.Z)
     assert ho.ratio.shape == (1, 2, 2) and (ho.ratio >= 0).all()
     assert ((ho.knn >= 0) & (ho.knn <= 1)).all()

@@ -191,10 +191,12 @@ def decoder_taylor(params: dict[str, Tensor], z: Tensor, dirs: Tensor,
 
 def decoder_curvature(params: dict[str, Tensor], z: Tensor, *, mode: str = "auto",
                       n_dirs: int = 4, split: bool = False, scale_free: bool = False,
-                      generator: torch.Generator | None = None) -> dict[str, Tensor]:
+                      generator: torch.Generator | None = None,
+                      dirs: Tensor | None = None) -> dict[str, Tensor]:
     """:func:`hyperribbon.curvature.curvature` of the decoder at ``z`` (K, B, d) through
     :func:`decoder_taylor` (same definitions, modes and parts; differentiable in the
-    weights)."""
+    weights). In random mode the unit directions are ``dirs`` (n_dirs, K, B, d) when
+    given, else drawn from ``generator``."""
     K, B, d = z.shape
     mode = resolve_mode(mode, d)
     basis = torch.eye(d, dtype=z.dtype, device=z.device)[:, None, None, :].expand(d, K, B, d)
@@ -204,11 +206,11 @@ def decoder_curvature(params: dict[str, Tensor], z: Tensor, *, mode: str = "auto
         J = torch.stack(list(first), dim=-1)
         return reduce_exact(J, dict(zip(pairs, second, strict=True)), d, split, scale_free)
     need_J = split or scale_free
-    v = random_unit((n_dirs, K, B, d), generator, z.dtype, z.device)
-    dirs = torch.cat([basis, v]) if need_J else v
+    v = random_unit((n_dirs, K, B, d), generator, z.dtype, z.device) if dirs is None else dirs
+    n_dirs = v.shape[0]
     off = d if need_J else 0
-    first, second = decoder_taylor(params, z, dirs, [(off + k, off + k)
-                                                     for k in range(n_dirs)])
+    first, second = decoder_taylor(params, z, torch.cat([basis, v]) if need_J else v,
+                                   [(off + k, off + k) for k in range(n_dirs)])
     J = torch.stack(list(first[:d]), dim=-1) if need_J else None
     return reduce_random(J, list(second), split, scale_free)
 
@@ -306,20 +308,52 @@ class Trained:
                        if self.history.size else self.history)
 
 
-def penalty_points(mu: Tensor, logvar: Tensor, n: int, gen: torch.Generator) -> Tensor:
+class SeedStreams:
+    """Random numbers for K models from one generator per distinct seed: models that
+    share a seed (one replicate at several γ) get identical draws — common random
+    numbers, so that their paired differences carry no minibatch or noise difference —
+    and a model's draws do not depend on the models trained beside it. Every draw has
+    the model axis first: (K, *shape)."""
+
+    def __init__(self, seeds: Sequence[int], device: str | torch.device = "cpu") -> None:
+        uniq, inv = np.unique(np.asarray(seeds, dtype=np.int64), return_inverse=True)
+        # a stream of its own, apart from init_params' (seeded by the seed itself)
+        self.gens = [torch.Generator(device=device).manual_seed(
+            int(np.random.SeedSequence([int(u), 1]).generate_state(1)[0])) for u in uniq]
+        self.inv = torch.as_tensor(inv, device=device)
+        self.device = device
+
+    def _draw(self, fn: Callable[[torch.Generator], Tensor]) -> Tensor:
+        return torch.stack([fn(g) for g in self.gens])[self.inv]
+
+    def rand(self, *shape: int) -> Tensor:
+        """Uniform [0, 1) numbers (K, *shape)."""
+        return self._draw(lambda g: torch.rand(shape, generator=g, device=self.device))
+
+    def randn(self, *shape: int) -> Tensor:
+        """Standard normal numbers (K, *shape)."""
+        return self._draw(lambda g: torch.randn(shape, generator=g, device=self.device))
+
+    def randint(self, high: int, *shape: int) -> Tensor:
+        """Integers uniform in [0, high) (K, *shape)."""
+        return self._draw(lambda g: torch.randint(0, high, shape, generator=g,
+                                                  device=self.device))
+
+
+def penalty_points(mu: Tensor, logvar: Tensor, n: int, streams: SeedStreams) -> Tensor:
     """Latent points where the penalty is taken (K, n, d), detached: n/2 posterior
     samples of the batch and n/2 points spread over the latent cloud (uniform on segments
-    between random pairs of posterior samples)."""
+    between random pairs of posterior samples), with the random numbers of ``streams``."""
     K, B, d = mu.shape
     mu, logvar = mu.detach(), logvar.detach()
     n_post = n // 2
-    i = torch.randint(0, B, (K, n_post), generator=gen)
-    eps = torch.randn(K, n_post, d, generator=gen, dtype=mu.dtype)
+    i = streams.randint(B, n_post)
+    eps = streams.randn(n_post, d).to(mu.dtype)
     take = lambda t, ix: torch.gather(t, 1, ix[..., None].expand(-1, -1, d))  # noqa: E731
     post = take(mu, i) + torch.exp(0.5 * take(logvar, i)) * eps
-    a = torch.randint(0, B, (K, n - n_post), generator=gen)
-    b = torch.randint(0, B, (K, n - n_post), generator=gen)
-    u = torch.rand(K, n - n_post, 1, generator=gen, dtype=mu.dtype)
+    a = streams.randint(B, n - n_post)
+    b = streams.randint(B, n - n_post)
+    u = streams.rand(n - n_post, 1).to(mu.dtype)
     spread = take(mu, a) + u * (take(mu, b) - take(mu, a))
     return torch.cat([post, spread], dim=1)
 
@@ -335,15 +369,17 @@ def penalised_curvature(parts: Mapping[str, A], tangent_weight: float,
     return tangent_weight * parts["total"]
 
 
-def loss_terms(params: dict[str, Tensor], x: Tensor, cfg: TrainConfig, gen: torch.Generator,
+def loss_terms(params: dict[str, Tensor], x: Tensor, cfg: TrainConfig, streams: SeedStreams,
                x_in: Tensor | None = None, penalised: Tensor | None = None
                ) -> dict[str, Tensor]:
     """Per-model loss terms on one batch ``x`` (K, B, n_in): reconstruction NLL, KL and
     the curvature penalty R (each (K,)). ``x_in`` is the encoder's input when it differs
     from the target (counts for the NB likelihood). R is computed for the models
-    ``penalised`` (indices; all when None) and is 0 for the others."""
+    ``penalised`` (indices; all when None) and is 0 for the others. The random numbers
+    come from ``streams`` and are drawn for every model whether penalised or not, so a
+    model's draws do not depend on its γ."""
     mu, logvar = encode(params, x if x_in is None else x_in)
-    eps = torch.randn(mu.shape, generator=gen, dtype=mu.dtype)
+    eps = streams.randn(*mu.shape[1:]).to(mu.dtype)
     z = mu + torch.exp(0.5 * logvar) * eps
     out = decode(params, z)
     if cfg.likelihood == "gaussian":
@@ -355,12 +391,17 @@ def loss_terms(params: dict[str, Tensor], x: Tensor, cfg: TrainConfig, gen: torc
     if penalised is None:
         penalised = torch.arange(K, device=mu.device)
     terms["R"] = torch.zeros(K, dtype=mu.dtype, device=mu.device)
+    zp = penalty_points(mu, logvar, cfg.n_penalty, streams)
+    dirs = None
+    if resolve_mode(cfg.curvature_mode, mu.shape[-1]) == "random":
+        g = streams.randn(cfg.n_dirs, cfg.n_penalty, mu.shape[-1]).to(mu.dtype)
+        dirs = (g / g.norm(dim=-1, keepdim=True).clamp_min(1e-30)).transpose(0, 1)
     if len(penalised):
         sub = {k: v[penalised] for k, v in params.items()}
-        zp = penalty_points(mu[penalised], logvar[penalised], cfg.n_penalty, gen)
-        R = decoder_curvature(sub, zp, mode=cfg.curvature_mode, n_dirs=cfg.n_dirs,
+        R = decoder_curvature(sub, zp[penalised], mode=cfg.curvature_mode, n_dirs=cfg.n_dirs,
                               split=cfg.tangent_weight != cfg.normal_weight,
-                              scale_free=cfg.scale_free, generator=gen)
+                              scale_free=cfg.scale_free,
+                              dirs=None if dirs is None else dirs[:, penalised])
         pen = penalised_curvature(R, cfg.tangent_weight, cfg.normal_weight)
         terms["R"] = terms["R"].index_add(0, penalised, pen.mean(1))
     return terms
@@ -374,8 +415,11 @@ def train(X: np.ndarray | Tensor, gammas: Sequence[float], seeds: Sequence[int],
 
     Loss of model k: E[−log p(x|z)] + β·KL + γ_k·R, R the curvature penalty on latent
     points taken from the batch's posterior (:func:`penalty_points`). Minibatches are
-    drawn with replacement from each model's own rows with its own generator; on the CPU
-    the result is deterministic given the seeds. The layers are small batched products,
+    drawn with replacement from each model's own rows; every random number of model k
+    comes from a generator seeded by seed_k alone (:class:`SeedStreams`), so models with
+    the same seed and rows (a replicate at several γ) see the same minibatches and noise
+    and a model does not depend on the others; on the CPU the result is deterministic
+    given the seeds. The layers are small batched products,
     so one intra-op thread (``cfg.num_threads``) is usually fastest on the CPU and far
     faster than two on a busy machine; the previous setting is restored afterwards.
     """
@@ -406,18 +450,18 @@ def _train(X, gammas, seeds, cfg: TrainConfig, masks, X_in, desc: str) -> Traine
     for v in params.values():
         v.requires_grad_(True)
     adam = Adam(list(params.values()))
-    gen = torch.Generator(device=dev).manual_seed(int(sd[0]) * 7919 + K)
+    streams = SeedStreams(sd, dev)
     gt = torch.as_tensor(gam, dtype=torch.float32, device=dev)
     penalised = torch.as_tensor(np.flatnonzero(gam > 0), device=dev)
     hist = np.zeros((cfg.steps, K), dtype=np.float32)
     sizes = torch.as_tensor([len(r) for r in rows], device=dev)
     padded = torch.nn.utils.rnn.pad_sequence(rows, batch_first=True)
     for step in progress(range(cfg.steps), desc=desc, total=cfg.steps):
-        u = torch.rand(K, cfg.batch, generator=gen, device=dev)
+        u = streams.rand(cfg.batch)
         pos = (u * sizes[:, None]).long().clamp_max(sizes[:, None] - 1)
         idx = torch.gather(padded, 1, pos)
         xb, xib = Xt[idx], Xi[idx]
-        t = loss_terms(params, xb, cfg, gen, x_in=None if X_in is None else xib,
+        t = loss_terms(params, xb, cfg, streams, x_in=None if X_in is None else xib,
                        penalised=penalised)
         per_model = t["rec"] + cfg.beta * t["kl"] + gt * t["R"]
         for v in params.values():
@@ -553,6 +597,7 @@ class Sweep:
     R_normal: np.ndarray
     long_range: np.ndarray
     fate_auroc: np.ndarray
+    R_scale_free: np.ndarray  # penalised part over E_v‖Jv‖⁴ pointwise, mean on the grid
 
     @property
     def R_penalised(self) -> np.ndarray:
@@ -571,7 +616,9 @@ def gamma_sweep(reps: Sequence[Replicate], gammas: Sequence[float], seeds: Seque
 
     Scores: reconstruction MSE on the training and test rows; mean curvature (total,
     tangent, normal) over a grid spread over each model's latent cloud
-    (:func:`latent_grid` of its training rows); Spearman correlation of the label-centroid
+    (:func:`latent_grid` of its training rows), and the penalised part made scale-free
+    (divided by E_v‖Jv‖⁴ at each point: unchanged when the latent space is stretched);
+    Spearman correlation of the label-centroid
     distances with the replicate's reference (:func:`centroid_spearman`, all rows); fate
     AUROC (:func:`fate_auroc`; NaN without fates).
     """
@@ -587,6 +634,7 @@ def gamma_sweep(reps: Sequence[Replicate], gammas: Sequence[float], seeds: Seque
     Z = np.stack([embed(model.select([k]), reps[k % S].X)[0] for k in range(G * S)])
     rec_tr, rec_te = np.zeros(G * S), np.zeros(G * S)
     R = {name: np.zeros(G * S) for name in PARTS}
+    R_free = np.zeros(G * S)
     lr, fa = np.zeros(G * S), np.full(G * S, np.nan)
     for k in progress(range(G * S), desc="scoring", total=G * S):
         r, m = reps[k % S], model.select([k])
@@ -597,13 +645,16 @@ def gamma_sweep(reps: Sequence[Replicate], gammas: Sequence[float], seeds: Seque
         parts = curvature_on(m, grid, split=True)
         for name in PARTS:
             R[name][k] = parts[name].mean()
+        free = curvature_on(m, grid, split=True, scale_free=True)
+        R_free[k] = penalised_curvature(free, cfg.tangent_weight, cfg.normal_weight).mean()
         lr[k] = centroid_spearman(Z[k], r.labels, r.reference)
         if r.fate is not None and np.any(r.fate >= 0):
             fa[k] = fate_auroc(Z[k], r.fate, seed=int(s[k % S]))
     sh = (G, S)
     return Sweep(g, s, model, Z.reshape(G, S, *Z.shape[1:]), rec_tr.reshape(sh),
                  rec_te.reshape(sh), R["total"].reshape(sh), R["tangent"].reshape(sh),
-                 R["normal"].reshape(sh), lr.reshape(sh), fa.reshape(sh))
+                 R["normal"].reshape(sh), lr.reshape(sh), fa.reshape(sh),
+                 R_free.reshape(sh))
 
 
 @dataclass
