@@ -35,7 +35,7 @@ def pages(html: Path) -> list[Path]:
 def test_book_has_intro_methods_claims_reproduce_and_chapters(book, ci_notebooks):
     names = {p.relative_to(book).as_posix() for p in pages(book)}
     for page in ("book/intro.html", "book/methods.html", "book/claims.html",
-                 "book/atlas.html", "book/reproduce.html",
+                 "book/atlas.html", "book/api.html", "book/reproduce.html",
                  "book/bibliography.html"):
         assert page in names
     for r in ci_notebooks:

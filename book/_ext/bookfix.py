@@ -14,6 +14,7 @@ shows a chapter's tally, and a page with an interactive figure loads the book's 
 """
 
 import json
+import re
 
 from docutils import nodes
 
@@ -32,6 +33,19 @@ def _prepare_chapter(app, docname, source):
     nb = json.loads(source[0])
     stem = docname.rsplit("/", 1)[-1]
     source[0] = json.dumps(hr_book.prepare_chapter(nb, stem, _claim_rows(app)))
+
+
+def _plain_docstring(app, what, name, obj, options, lines):
+    """The package's docstrings write maths as plain text (``|y|``, ``a*b``), not reST:
+    escape the characters reST would read as substitutions and emphasis (a ``*`` followed
+    by a space starts a bullet or multiplies: left alone), before napoleon reads the
+    numpy sections."""
+    def escape(text):
+        return re.sub(r"(?<![*\\])\*(?![*\s])", r"\\*", text.replace("|", "\\|"))
+
+    # ``literals`` are left as written: every other segment between double backquotes
+    lines[:] = ["``".join(escape(p) if i % 2 == 0 else p
+                          for i, p in enumerate(line.split("``"))) for line in lines]
 
 
 def _generated_pages(app, env, added, changed, removed):
@@ -88,6 +102,7 @@ def setup(app):
     app.connect("html-page-context", _plotly_js)
     app.connect("source-read", _prepare_chapter)
     app.connect("env-get-outdated", _generated_pages)
+    app.connect("autodoc-process-docstring", _plain_docstring, priority=100)
     app.add_role("claims-tally", _tally_role)
     app.add_css_file("hyperribbon.css")
     return {"parallel_read_safe": True, "parallel_write_safe": True}
