@@ -76,6 +76,14 @@ from hyperribbon.compendium import (
     mean_bound,
     mean_se,
 )
+from hyperribbon.compendium.claims import evaluate
+
+
+def judged(name: str, value: float, relation: str, target: float, **kw: str) -> str:
+    """Record the claim and return its verdict in words, for the prose."""
+    claim(name, value, relation, target, **kw)
+    return "reproduced" if evaluate(value, relation, target) else "not reproduced"
+
 
 vae.check_vae_params(gammas=gammas, latent_dim=latent_dim, hidden=hidden, beta=beta,
                      n_seeds=n_seeds, curvature_mode=curvature_mode, n_dirs=n_dirs,
@@ -199,6 +207,10 @@ glue_values({
     "ch07-R-star": sweep.R[gi].mean(),
     "ch07-RT-plain": sweep.R_tangent[0].mean(),
     "ch07-RT-star": sweep.R_tangent[gi].mean(),
+    "ch07-RF-plain": sweep.R_scale_free[0].mean(),
+    "ch07-RF-star": sweep.R_scale_free[gi].mean(),
+    "ch07-spread-plain": sweep.Z[0].std(2).mean(),
+    "ch07-spread-star": sweep.Z[gi].std(2).mean(),
 })
 print(f"chosen γ = {g_star:g}; test reconstruction error {sweep.rec_test[0].mean():.4f} "
       f"(plain) → {sweep.rec_test[gi].mean():.4f}")
@@ -241,29 +253,42 @@ glue_figure("ch07-curvature", fig)
 # The penalised part falls steeply with γ: at the chosen γ = {glue:text}`ch07-gstar` the
 # tangent curvature is {glue:text}`ch07-RT-star:.3g` against
 # {glue:text}`ch07-RT-plain:.3g` for the plain VAE, and the total curvature
-# {glue:text}`ch07-R-star:.3g` against {glue:text}`ch07-R-plain:.3g` — flattening the
-# coordinates also straightens the surface. The fit hardly moves: the test error is
+# {glue:text}`ch07-R-star:.3g` against {glue:text}`ch07-R-plain:.3g`. Part of that fall
+# is only a change of scale: the penalty can be lowered by stretching the latent space
+# (second derivatives fall as the square of the stretch), and the latent cloud's spread
+# per coordinate goes from {glue:text}`ch07-spread-plain:.2f` to
+# {glue:text}`ch07-spread-star:.2f`. The claim is therefore judged on the *scale-free*
+# curvature, the penalised part divided at each point by E_v‖Jv‖⁴ — a squared curvature
+# of the surface in expression space, unchanged when the latent space is stretched:
+# {glue:text}`ch07-RF-star:.3g` at the chosen γ against {glue:text}`ch07-RF-plain:.3g`.
+# The fit hardly moves: the test error is
 # {glue:text}`ch07-rec-star:.4f` against {glue:text}`ch07-rec-plain:.4f`. (Penalising the
 # normal part as well, `normal_weight=1`, lowers the curvature more but costs fit much
 # faster: bending is what lets the surface follow nonlinear data, whereas Γ only
 # concerns how the coordinates run over it.)
 
 # %%
-claim("gvae_curvature_down", vae.monotone_ratio(sweep.R_penalised.mean(1)), "<", 1.0,
-      ref="Kim et al. 2024, Γ-VAE regulariser (curvature vs γ)",
-      detail="max over consecutive γ of R(γ_{k+1})/R(γ_k), R = mean penalised curvature "
-             "on the latent grid, averaged over replicates")
+glue("ch07-curv-verdict", judged(
+    "gvae_curvature_down", vae.monotone_ratio(sweep.R_scale_free.mean(1)), "<", 1.0,
+    ref="Kim et al. 2024, Γ-VAE regulariser (curvature vs γ)",
+    detail="max over consecutive γ of R(γ_{k+1})/R(γ_k), R = mean over the latent grid of "
+           "the penalised curvature divided by E_v‖Jv‖⁴ at each point (scale-free: "
+           "unchanged by a stretch of the latent space), averaged over replicates"),
+    display=False)
 claim("gvae_fit_kept", fit_change, "<=", 0.10,
       ref="Kim et al. 2024 (regularisation at little cost in reconstruction)",
-      detail="relative increase of the held-out reconstruction error at the chosen γ "
-             "over the plain VAE, mean over replicates")
+      detail="relative increase of the held-out reconstruction error at the chosen γ over "
+             "the plain VAE, mean over replicates; a consequence of the rule that picks γ "
+             "(training error within the tolerance), checked here on held-out cells")
 
 # %% [markdown]
-# The first claim's value is the largest ratio between the mean penalised curvature at
+# The first claim's value is the largest ratio between the mean scale-free curvature at
 # one γ and at the previous one ({glue:text}`gvae_curvature_down:.3g`; below 1 means a
-# strict decrease over the whole grid); the second is the relative change of the
-# held-out reconstruction error at the chosen γ ({glue:text}`gvae_fit_kept:.3g`, must
-# stay within 10 %).
+# strict decrease over the whole grid): the claim is {glue:text}`ch07-curv-verdict`. The
+# second is the relative change of the held-out reconstruction error at the chosen γ
+# ({glue:text}`gvae_fit_kept:.3g`, must stay within 10 %). It follows from the rule that
+# picks γ (training error within {glue:text}`ch07-fit-tol` of the plain VAE's), so it
+# tests little more than that the rule carries over to cells the models never saw.
 #
 # ## Latent spaces
 #
@@ -345,11 +370,13 @@ glue("ch07-lr-umap", "not computed" if Zu is None else
 print("long-range Spearman, mean over replicates:",
       ", ".join(f"γ={g:g}: {v:.3f}" for g, v in zip(gammas, sweep.long_range.mean(1),
                                                     strict=True)), f"| PCA {pca_lr.mean():.3f}")
-claim("gvae_long_range", mean_bound(lr_diff, "lower"), ">", 0.0,
-      ref="Kim et al. 2024, abstract and bulk RNA-seq results (mesoscale structure)",
-      detail="lower end of the 95 % confidence interval (Student's t over replicates) of "
-             "the mean paired difference, Γ-VAE (chosen γ) minus plain VAE, of the Spearman "
-             "correlation between latent centroid distances and true distances")
+glue("ch07-lr-verdict", judged(
+    "gvae_long_range", mean_bound(lr_diff, "lower"), ">", 0.0,
+    ref="Kim et al. 2024, abstract and bulk RNA-seq results (mesoscale structure)",
+    detail="lower end of the 95 % confidence interval (Student's t over replicates) of the "
+           "mean paired difference, Γ-VAE (chosen γ) minus plain VAE, of the Spearman "
+           "correlation between latent centroid distances and true distances"),
+    display=False)
 
 # %% [markdown]
 # At the chosen γ the correlation is {glue:text}`ch07-lr-star:.3f` against
@@ -370,14 +397,14 @@ claim("gvae_long_range", mean_bound(lr_diff, "lower"), ">", 0.0,
 # sign of the mean, never less; when the effect is real and larger than the replicate
 # noise, it passes.
 #
-# **This claim is not reproduced at this scale.** The difference is of the order of its
-# standard error: in our trials with other seeds and settings (notebook seeds 0–5 with
+# **At this scale the claim is {glue:text}`ch07-lr-verdict`.** In our trials with other
+# seeds and settings (notebook seeds 0–5 with
 # 8 replicates each, 12 replicates, hidden layers twice as wide and longer training,
 # 100 genes instead of 60, fewer or more transit cells, the total instead of the tangent
 # penalty) the mean difference stayed within a few hundredths of zero, of either sign,
 # and never clear of the spread between replicates, which is several times larger — the
 # arrangement a 2-D map gives to an 8-D truth depends far more on the data set and the
-# seed than on the penalty. The claim is therefore declared as failing at the `ci` scale
+# seed than on the penalty. Where the claim fails it is declared so at the `ci` scale
 # (see the claims table; `hyperribbon sweep 07 notebooks/sweeps/07_seeds.yml` repeats
 # this chapter over six seeds); what would settle it is the `paper` profile (many more
 # replicates, larger networks trained to convergence, where a plain VAE bends much more)
@@ -419,11 +446,13 @@ glue_values({
 })
 print(f"displacement / radius: plain {ood_plain:.3f}, Γ-VAE {ood_star:.3f}; 15-NN agreement "
       f"{ho.knn[:, 0].mean():.3f} → {ho.knn[:, 1].mean():.3f}")
-claim("gvae_ood", mean_bound(ood_diff, "upper"), "<", 0.0,
-      ref="Kim et al. 2024, bulk RNA-seq: unseen cancer types re-embedded as if trained on",
-      detail="upper end of the 95 % confidence interval (Student's t over replicates) of the "
-             "mean paired difference, Γ-VAE minus plain VAE, of the held-out centroid's "
-             "displacement over its radius after Procrustes (mean over held-out clusters)")
+glue("ch07-ood-verdict", judged(
+    "gvae_ood", mean_bound(ood_diff, "upper"), "<", 0.0,
+    ref="Kim et al. 2024, bulk RNA-seq: unseen cancer types re-embedded as if trained on",
+    detail="upper end of the 95 % confidence interval (Student's t over replicates) of the "
+           "mean paired difference, Γ-VAE minus plain VAE, of the held-out centroid's "
+           "displacement over its radius after Procrustes (mean over held-out clusters)"),
+    display=False)
 
 # %%
 c0 = held[0]
@@ -467,17 +496,17 @@ glue_figure("ch07-heldout", fig)
 # records the upper end of the 95 % confidence interval of that difference,
 # {glue:text}`gvae_ood:.2f`, which must be below zero.
 #
-# **This claim is not reproduced at this scale either.** The paper's picture — a decoder
+# **At this scale the claim is {glue:text}`ch07-ood-verdict`.** The paper's picture — a decoder
 # whose coordinates run evenly over its manifold extends to an unseen mixture of known
-# programmes in the place the full model gives it, where a freely bent one need not — does
-# not show here. Pooled over notebook seeds 0–5 with 8 replicates each and two held-out
+# programmes in the place the full model gives it, where a freely bent one need not — did
+# not show in our trials. Pooled over notebook seeds 0–5 with 8 replicates each and two held-out
 # tissues (96 paired re-embeddings), the Γ-VAE moved the unseen cluster less in fewer
 # than half of the pairs, and the paired difference of the log displacement was not
 # distinguishable from zero; with the plain mean of the ratio, as the claim was first
 # written, the verdict followed the seed (it passed for three of the six seeds and
 # failed for the others), because the ratio is heavy-tailed: a few replicates in which
-# one of the two models sends the unseen cluster far away dominate the mean. The claim is
-# declared as failing at the `ci` scale; more replicates and converged networks (the
+# one of the two models sends the unseen cluster far away dominate the mean. Where the
+# claim fails it is declared so at the `ci` scale; more replicates and converged networks (the
 # `paper` profile), or the real TCGA data with its many cancer types, would settle it.
 #
 # ## Fate of the progenitors
@@ -525,12 +554,14 @@ ax.set_xlabel("penalty weight γ")
 ax.set_ylabel("fate AUROC of progenitors")
 ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1, 0.5))
 glue_figure("ch07-fate", fig)
-claim("gvae_fate", mean_bound(fate_diff, "lower"), ">", 0.0,
-      ref="Kim et al. 2024, single-cell lineage tracing (Weinreb et al. 2020): fate "
-          "separation of undifferentiated cells",
-      detail="lower end of the 95 % confidence interval (Student's t over replicates) of "
-             "the mean paired difference, Γ-VAE minus plain VAE, of the cross-validated "
-             "logistic-regression AUROC of the progenitors' hidden fate from latent coordinates")
+glue("ch07-fate-verdict", judged(
+    "gvae_fate", mean_bound(fate_diff, "lower"), ">", 0.0,
+    ref="Kim et al. 2024, single-cell lineage tracing (Weinreb et al. 2020): fate "
+        "separation of undifferentiated cells",
+    detail="lower end of the 95 % confidence interval (Student's t over replicates) of the "
+           "mean paired difference, Γ-VAE minus plain VAE, of the cross-validated "
+           "logistic-regression AUROC of the progenitors' hidden fate from latent coordinates"),
+    display=False)
 
 # %% [markdown]
 # ```{glue:figure} ch07-fate
@@ -550,14 +581,14 @@ claim("gvae_fate", mean_bound(fate_diff, "lower"), ">", 0.0,
 # true positions allow {glue:text}`ch07-fate-true:.3f`; PCA, whose two axes are spent on
 # the largest variations (tissues, other programmes), only {glue:text}`ch07-fate-pca:.3f`.
 #
-# **Nor is this claim reproduced at this scale.** Both VAEs keep the direction from
-# the progenitor pool to the two fates — the branches connect them, so even a freely
+# **At this scale the claim is {glue:text}`ch07-fate-verdict`.** Both VAEs keep the
+# direction from the progenitor pool to the two fates — the branches connect them, so even a freely
 # bent map must — and both stay about equally far below the ceiling set by the true
 # positions. In our trials (the settings listed above, including a sparse transit
 # population so that the fates are reached mostly through long-range relations, and
 # notebook seeds 0–5) the difference stayed within a few hundredths of zero, of either
-# sign, and its confidence interval always contained zero. The claim is
-# declared as failing at the `ci` scale; the real lineage-tracing data
+# sign, and its confidence interval always contained zero. Where the claim fails it is
+# declared so at the `ci` scale; the real lineage-tracing data
 # (`dataset=weinreb`), on which the paper made it, or the `paper` profile would settle
 # it.
 #
@@ -577,8 +608,10 @@ claim("gvae_fate", mean_bound(fate_diff, "lower"), ">", 0.0,
 #   {glue:text}`ch07-latent-dim`) so that {glue:text}`ch07-n-models` VAEs train in a few
 #   minutes on two CPU cores.
 # * **Scale.** At this scale the long-range, held-out and fate effects, if present, are
-#   smaller than the spread between replicates, and those three claims are not
-#   reproduced; the `paper` profile (more replicates, cells, genes and steps, on a GPU)
+#   of the order of the spread between replicates (verdicts: long-range structure
+#   {glue:text}`ch07-lr-verdict`, held-out clusters {glue:text}`ch07-ood-verdict`, fate
+#   {glue:text}`ch07-fate-verdict`); the `paper` profile (more replicates, cells, genes
+#   and steps, on a GPU)
 #   is where they should be measured with confidence.
 # * **Claims as tested here** are differences between means over replicates of the
 #   Γ-VAE at the chosen γ and the plain VAE, judged by the end of their 95 % confidence
