@@ -104,7 +104,7 @@ for t in task_list:
 # Each of the {glue:text}`ch05-ntasks` tasks is learnt by a {glue:text}`ch05-arch`
 # backbone from {glue:text}`ch05-perclass` {glue:text}`ch05-data` images per class,
 # {glue:text}`ch05-nseeds` seeds each; the full task is also learnt by
-# {glue:text}`ch05-methods`. Every checkpoint imprints on {glue:text}`ch05-nimprint`
+# {glue:text}`ch05-method-names`. Every checkpoint imprints on {glue:text}`ch05-nimprint`
 # images ({glue:text}`ch05-imprint-where`) and is evaluated on {glue:text}`ch05-neval`
 # test images.
 
@@ -116,7 +116,7 @@ print(f"{len(st.runs)} runs, {len(emb.row_means)} models embedded; training "
 glue_values({
     "ch05-ntasks": len(task_list), "ch05-arch": f"{arch}-{width}", "ch05-perclass": per_class,
     "ch05-data": data_name, "ch05-nseeds": n_seeds,
-    "ch05-methods": " and ".join(methods) if methods else "no other method",
+    "ch05-method-names": " and ".join(methods) if methods else "no other method",
     "ch05-nimprint": n_eval if same_set else n_imprint,
     "ch05-imprint-where": "the evaluation images themselves, as the authors" if same_set
     else "training images no task trains on", "ch05-neval": n_eval,
