@@ -73,7 +73,9 @@ from hyperribbon.manifold import (
     cheb_points,
     check_chebyshev_params,
     coefficient_bound,
+    coefficient_ratio,
     from_unit,
+    interpolation_ratio,
     ribbon_fit,
     sample_box,
 )
@@ -269,9 +271,12 @@ for key, f in fits.items():
           detail=f"max over {f.n_checked} degrees n of R_(n+1)/B_n, {MODELS[key]}"
                  + (" (M over box corners + sampled θ)" if key == "sir" else ""))
 for key, f in fits.items():
-    claim(f"cheb_geometric_{key}", f.r2, ">=", 0.9,
+    glue_values({f"ch02-{key}-r2": f.r2, f"ch02-{key}-r2pow": f.r2_power})
+    claim(f"cheb_geometric_{key}", f.r2 - f.r2_power, ">", 0,
           ref="Quinn et al. 2019: widths decay geometrically (hyper-ribbon)",
-          detail=f"R² of log σ_k linear in k, k = 1..{N_FIT}; ρ_fit = {f.rho_fit:.3g}")
+          detail=f"R² of log σ_k linear in k minus R² of log σ_k linear in log k (a power "
+                 f"law), k = 1..{N_FIT}: {f.r2:.4f} − {f.r2_power:.4f}; "
+                 f"ρ_fit = {f.rho_fit:.3g}")
 claim("cheb_span_exp", span_exp, ">=", 4.0,
       ref="Quinn et al. 2019: exponential model widths span many decades",
       detail=f"log10(σ_1/σ_{N_FIT}), exponentials, Λ·T = {exp_lambda_t:g}")
@@ -281,9 +286,14 @@ record_spectrum("ch02-widths", W["exp"].sigma, "PCA widths of the exponential-de
                 "ODE (sum of exponentials)")
 
 # %% [markdown]
-# The widths are geometric over the first {glue:text}`ch02-nfit` directions (R² of a
-# straight line through log σ_k: {glue:text}`cheb_geometric_exp:.4f`,
-# {glue:text}`cheb_geometric_enzyme:.4f`, {glue:text}`cheb_geometric_sir:.4f`), each width
+# A high R² of a straight line through log σ_k does not by itself make the widths
+# geometric: a pure power law σ_k ∝ k^-p over k = 1..8 scores R² = 0.92 on that line.
+# So the claim `cheb_geometric` asks that the geometric fit (log σ_k linear in k) beat the
+# power-law fit (log σ_k linear in log k) on the same widths. It does for all three
+# models over the first {glue:text}`ch02-nfit` directions: R² = {glue:text}`ch02-exp-r2:.4f`
+# against {glue:text}`ch02-exp-r2pow:.4f` (exponentials), {glue:text}`ch02-enzyme-r2:.4f`
+# against {glue:text}`ch02-enzyme-r2pow:.4f` (enzyme) and {glue:text}`ch02-sir-r2:.4f`
+# against {glue:text}`ch02-sir-r2pow:.4f` (SIR), each width
 # smaller than the previous by a factor ρ_fit ≈ {glue:text}`ch02-exp-rhofit:.3g`
 # (exponentials), {glue:text}`ch02-enzyme-rhofit:.3g` (enzyme) and
 # {glue:text}`ch02-sir-rhofit:.3g` (SIR). The bound's optimal ellipse at n = 7 has
@@ -295,9 +305,14 @@ record_spectrum("ch02-widths", W["exp"].sigma, "PCA widths of the exponential-de
 # ## Chebyshev coefficients of individual predictions
 #
 # The bound on the manifold comes from a bound on each prediction: |c_k(θ)| ≤ 2M(ρ)ρ^-k
-# for every θ, minimised over ρ. We interpolate {glue:text}`ch02-ncheb` sampled
-# predictions of each model at {glue:text}`ch02-chebdeg` + 1 Chebyshev points of their
-# interval.
+# for every θ, minimised over ρ, and so does the sup-norm error of each degree-n
+# interpolant, ‖y − p_n‖_∞ ≤ 4M(ρ)ρ^-n/(ρ − 1). Both are checked prediction by
+# prediction: unlike the bound on the widths, which holds with a large margin, these are
+# nearly attained, so an error in M(ρ) would show. We interpolate
+# {glue:text}`ch02-ncheb` sampled predictions of each model at {glue:text}`ch02-chebdeg` + 1
+# Chebyshev points of their interval for the coefficients, and at n + 1 points for every
+# n ≤ {glue:text}`ch02-chebdeg` for the interpolation error (sup norm over 1001 points),
+# skipping degrees whose bound float64 cannot resolve.
 
 # %%
 glue("ch02-nfit", N_FIT, display=False)
@@ -305,13 +320,12 @@ glue("ch02-ncheb", n_cheb_samples, display=False)
 glue("ch02-chebdeg", cheb_degree, display=False)
 s_cheb = cheb_points(cheb_degree)
 sub = {k: theta[k][:n_cheb_samples] for k in MODELS}
-coef = {
-    "exp": cheb_coefficients(exp_decay(sub["exp"], from_unit(s_cheb, *interval["exp"]))),
-    "enzyme": cheb_coefficients(enzyme_rate(sub["enzyme"],
-                                            from_unit(s_cheb, *interval["enzyme"]))),
-    "sir": cheb_coefficients(sir_solve(sub["sir"], from_unit(s_cheb, *interval["sir"]),
-                                       sir_max_step)),
+predict = {  # the sampled predictions at any times t of their interval
+    "exp": lambda t: exp_decay(sub["exp"], t),
+    "enzyme": lambda t: enzyme_rate(sub["enzyme"], t),
+    "sir": lambda t: sir_solve(sub["sir"], t, sir_max_step),
 }
+coef = {k: cheb_coefficients(predict[k](from_unit(s_cheb, *interval[k]))) for k in MODELS}
 kk = np.arange(cheb_degree + 1)
 fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), sharey=True)
 for ax, key in zip(axes, MODELS, strict=True):
@@ -323,9 +337,20 @@ axes[0].set_ylabel("|c_k| of sampled predictions")
 axes[0].legend(fontsize=8)
 glue_figure("ch02-coefficients", fig)
 eps = np.finfo(float).eps
-coef_ok = {k: bool(np.all(np.abs(coef[k]) <= coefficient_bound(*M[k], kk) + 1e3 * eps))
-           for k in MODELS}
-print("all sampled |c_k| under the coefficient bound:", coef_ok)
+for key in MODELS:
+    floor = 1e3 * eps * np.abs(coef[key]).max()  # round-off of coefficients of that size
+    ratio, n_k = coefficient_ratio(coef[key], *M[key], floor)
+    claim(f"cheb_coef_bound_{key}", ratio, "<=", 1.0,
+          ref="Quinn et al. 2019: |c_k(θ)| ≤ 2M(ρ)ρ^-k for every θ",
+          detail=f"max over {len(coef[key])} sampled θ and {n_k} degrees k of "
+                 f"|c_k(θ)|/min_ρ 2M(ρ)ρ^-k, {MODELS[key]}"
+                 + (" (M over box corners + sampled θ)" if key == "sir" else ""))
+    ratio, n_n = interpolation_ratio(predict[key], *interval[key], *M[key],
+                                     np.arange(1, cheb_degree + 1), floor)
+    claim(f"cheb_interp_bound_{key}", ratio, "<=", 1.0,
+          ref="Quinn et al. 2019: ‖y − p_n‖_∞ ≤ 4M(ρ)ρ^-n/(ρ − 1) for every θ",
+          detail=f"max over {len(coef[key])} sampled θ and {n_n} degrees n of the sup-norm "
+                 f"interpolation error over min_ρ 4M(ρ)ρ^-n/(ρ − 1), {MODELS[key]}")
 
 # %% [markdown]
 # ```{glue:figure} ch02-coefficients
@@ -338,6 +363,12 @@ print("all sampled |c_k| under the coefficient bound:", coef_ok)
 # geometrically, at rates set by the nearest complex singularity of each prediction,
 # until they reach round-off (about 1e-16).
 # ```
+#
+# No sampled prediction exceeds either bound: the largest |c_k|/bound is
+# {glue:text}`cheb_coef_bound_exp:.2g` (exponentials), {glue:text}`cheb_coef_bound_enzyme:.2g`
+# (enzyme) and {glue:text}`cheb_coef_bound_sir:.2g` (SIR), and the largest sup-norm
+# interpolation error over its bound {glue:text}`cheb_interp_bound_exp:.2g`,
+# {glue:text}`cheb_interp_bound_enzyme:.2g` and {glue:text}`cheb_interp_bound_sir:.2g`.
 #
 # ## The ribbon
 #

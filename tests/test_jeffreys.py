@@ -60,6 +60,21 @@ def test_metric_matches_finite_differences():
             assert np.allclose(g[i].detach().numpy(), fd, rtol=1e-6, atol=1e-12 * np.abs(fd).max())
     err, ad, fd = J.metric_check(m, n_codes=3)
     assert err < 1e-7 and ad.shape == fd.shape == (3,)
+    err32, ad32, fd32 = J.metric_check(m, n_codes=3, dtype=torch.float32)
+    assert np.array_equal(fd32, fd)  # the reference is float64 either way
+    assert 1e-9 < err32 < 1e-4  # float32 rounding: visible, but small
+    with pytest.raises(ValueError, match="float32 or torch.float64"):
+        J.metric_check(m, dtype=torch.float16)
+
+
+def test_metric_check_reports_a_singular_metric_as_an_infinite_error():
+    m = tiny_model(seed=1)
+    with torch.no_grad():
+        w = m.decoder[0].weight  # two code units move the pixels almost alike
+        w[:, 0] = w[:, 1] + 1e-4 * torch.randn(len(w), generator=torch.Generator().manual_seed(0),
+                                               dtype=w.dtype)
+    assert J.metric_check(m, n_codes=2)[0] < 1e-3  # finite in float64 ...
+    assert J.metric_check(m, n_codes=2, dtype=torch.float32)[0] == math.inf  # log 0 in f32
 
 
 def test_bernoulli_metric_is_the_hellinger_pullback():
@@ -70,6 +85,10 @@ def test_bernoulli_metric_is_the_hellinger_pullback():
     def hellinger(ui):
         a = m.decode_logits(torch.sigmoid(ui))
         return torch.cat([2 * torch.sqrt(torch.sigmoid(a)), 2 * torch.sqrt(torch.sigmoid(-a))])
+
+    with torch.no_grad():  # the package's map is the same
+        x = torch.sigmoid(m.decode_logits(torch.sigmoid(u[0]))).numpy()
+        assert np.allclose(J.hellinger(x), hellinger(u[0]).numpy(), rtol=1e-12)
 
     with torch.no_grad():
         assert torch.allclose(J.log_volume(m, u), J.embedding_log_volume(hellinger, u),
@@ -191,3 +210,25 @@ def test_html_table():
     assert "<th>b&lt;</th>" in t and "<td>x&amp;y</td>" in t
     with pytest.raises(ValueError):
         J.html_table(["a"], [[1, 2]])
+
+
+def test_hellinger_distance_is_the_bhattacharyya_divergence():
+    rng = np.random.default_rng(0)
+    p, q = rng.uniform(0, 1, (2, 50))
+    bc = np.sqrt(p * q) + np.sqrt((1 - p) * (1 - q))
+    d2 = np.sum((J.hellinger(p) - J.hellinger(q)) ** 2)
+    assert d2 == pytest.approx(8 * np.sum(1 - bc), rel=1e-12)
+    assert J.hellinger(np.zeros((3, 4))).shape == (3, 8)
+    with pytest.raises(ValueError, match="must lie in"):
+        J.hellinger(np.array([0.5, 1.2]))
+
+
+def test_median_rank():
+    rng = np.random.default_rng(1)
+    ref = rng.exponential(size=20000)
+    assert J.median_rank(rng.exponential(size=20000), ref) == pytest.approx(0.5, abs=0.02)
+    assert J.median_rank(ref.max() + 1 + rng.uniform(size=5), ref) == 1.0
+    assert J.median_rank([2.5], [1, 2, 3, 4]) == 0.5  # two of four below
+    assert J.median_rank([0.0, 1.5, 5.0], [1, 2, 3, 4]) == 0.25
+    with pytest.raises(ValueError, match="at least one"):
+        J.median_rank([], [1.0])

@@ -14,8 +14,11 @@ from hyperribbon.manifold import (
     cheb_points,
     check_chebyshev_params,
     coefficient_bound,
+    coefficient_ratio,
     from_unit,
     geometric_fit,
+    interpolation_ratio,
+    power_law_fit,
     ribbon_fit,
     sample_box,
     to_unit,
@@ -135,6 +138,7 @@ def test_ribbon_fit_of_a_cloud_with_geometric_widths():
     fit = ribbon_fit(Y, rho, M, n_fit=6)
     assert np.allclose(fit.widths.sigma[:r], sigma, rtol=1e-8)
     assert fit.rho_fit == pytest.approx(3.0) and fit.r2 == pytest.approx(1.0)
+    assert fit.r2_power == pytest.approx(power_law_fit(sigma[:6])[1]) and fit.r2_power < 1
     b = cheb_bound(rho, M, m, m - 2)
     assert np.array_equal(fit.bound.bound, b.bound) and fit.rho_opt == b.rho_opt[5]
     floor = 1e3 * np.finfo(float).eps * np.sqrt(m) * fit.widths.residuals[0]
@@ -189,3 +193,47 @@ def test_check_chebyshev_params(change, name):
     check_chebyshev_params(**GOOD)
     with pytest.raises(ValueError, match=name):
         check_chebyshev_params(**{**GOOD, **change})
+
+
+def test_power_law_fit_tells_a_power_law_from_a_geometric_sequence():
+    k = np.arange(1.0, 9.0)
+    p, r2 = power_law_fit(7.0 * k ** -2.5)
+    assert (p, r2) == pytest.approx((2.5, 1.0))
+    # the geometric fit of a pure power law over k = 1..8 still scores R² = corr(k, log k)²
+    r2_geo = geometric_fit(k ** -2.5)[1]
+    assert r2_geo == pytest.approx(np.corrcoef(k, np.log(k))[0, 1] ** 2) and r2_geo > 0.9
+    assert power_law_fit(3.0 ** -k)[1] < geometric_fit(3.0 ** -k)[1] == pytest.approx(1.0)
+
+
+def test_coefficient_ratio_of_poles_is_at_most_one():
+    a = np.array([1.3, 1.6, 2.5])  # poles at a ≥ 1.3: M for a = 1.3 bounds them all
+    rho = 1 + (1.3 + np.sqrt(1.3**2 - 1) - 1) * np.linspace(0.01, 0.999, 400)
+    M = _pole_M(rho, 1.3)
+    coef = cheb_coefficients(1.0 / (a[:, None] - cheb_points(200)))
+    ratio, n = coefficient_ratio(coef, rho, M, floor=1e-12)
+    assert 0.0 < ratio <= 1.0 and n > 20
+    # a pole closer than any ellipse of M breaks the bound
+    assert coefficient_ratio(cheb_coefficients(1 / (1.1 - cheb_points(200))), rho, M,
+                             floor=1e-12)[0] > 1
+    with pytest.raises(ValueError, match="above the floor"):
+        coefficient_ratio(coef, rho, M, floor=1e9)
+
+
+def test_interpolation_ratio_of_exponentials_on_an_interval():
+    theta = np.array([0.5, 2.0, 4.0])  # e^(−θt) on [0, 1], |e^(−θt)| ≤ e^(Λ(ρ+1/ρ−2)/4)
+    rho = 1 + np.geomspace(1e-3, 50, 300)
+    M = np.exp(4.0 * (rho + 1 / rho - 2) / 4)
+    calls = []
+
+    def f(t):
+        calls.append(len(t))
+        return np.exp(-theta[:, None] * t)
+
+    ratio, n = interpolation_ratio(f, 0.0, 1.0, rho, M, np.arange(1, 12), floor=1e-12,
+                                   n_fine=501)
+    assert 0.0 < ratio <= 1.0 and n == 11
+    assert calls[0] == 501 and calls[1:] == list(range(2, 13))  # n + 1 points per degree
+    # an M too small for the largest rate is caught
+    assert interpolation_ratio(f, 0.0, 1.0, rho, M / 100, np.arange(1, 12), 1e-12)[0] > 1
+    with pytest.raises(ValueError, match="above the floor"):
+        interpolation_ratio(f, 0.0, 1.0, rho, M, np.arange(1, 4), floor=1e9)

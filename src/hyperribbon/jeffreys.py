@@ -19,7 +19,8 @@ log σ'(u) = log σ(u) + log σ(−u), finite for every u.
 - :func:`metric_fd`, :func:`metric_check`: the same metric from central finite
   differences, and the largest relative error of log det g between the two.
 - :func:`saturated_fraction`, :func:`boundary_distance`, :func:`whitened_radius`,
-  :func:`aspect_ratio`, :func:`uniform_codes`: the chapter's analyses (principal widths by
+  :func:`median_rank`, :func:`aspect_ratio`, :func:`hellinger`, :func:`uniform_codes`:
+  the chapter's analyses (principal widths by
   :func:`hyperribbon.scores.pca`).
 - :func:`study` → :class:`Study`: Jeffreys samples of one network compared with its
   encoded data and with uniform codes.
@@ -188,13 +189,18 @@ def metric_fd(decoder: Callable | torch.nn.Module, code: np.ndarray, step: float
 
 
 def metric_check(model: torch.nn.Module, n_codes: int = 5, seed: int = 0,
-                 step: float = 1e-5) -> tuple[float, np.ndarray, np.ndarray]:
+                 step: float = 1e-5, dtype: torch.dtype = torch.float64,
+                 ) -> tuple[float, np.ndarray, np.ndarray]:
     """Largest relative error of log det g between autodiff and finite differences.
 
     At ``n_codes`` random logit codes u ~ N(0, 1.5²)^k, compares log det g_u from
-    :func:`log_volume` (autodiff, float64, on a CPU copy of the model) with that of
-    :func:`metric_fd`. The relative
-    error of each code is |Δ log det g| / max(|log det g|, 1).
+    :func:`log_volume` (autodiff, on a CPU copy of the model in ``dtype``) with that of
+    :func:`metric_fd` (float64). The relative error of each code is
+    |Δ log det g| / max(|log det g|, 1). The autodiff side is evaluated as the sampler
+    does (``singular="-inf"``): a metric singular to the precision of ``dtype`` is log 0,
+    so such a code (or one where either side is not finite) gives an infinite error.
+    ``dtype=torch.float32`` checks the float32
+    model the sampler really runs.
 
     Returns
     -------
@@ -202,16 +208,21 @@ def metric_check(model: torch.nn.Module, n_codes: int = 5, seed: int = 0,
     """
     import copy
 
+    if dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
     m64 = copy.deepcopy(model).to("cpu", torch.float64)  # the check runs on the CPU
     k = m64.code_size if hasattr(m64, "code_size") else None
     if k is None:
         raise ValueError("metric_check needs a model with a code_size")
     gen = torch.Generator().manual_seed(seed)
     u = 1.5 * torch.randn(n_codes, k, generator=gen, dtype=torch.float64)
+    m_ad = copy.deepcopy(model).to("cpu", dtype)
     with torch.no_grad():
-        ad = 2 * log_volume(m64, u).numpy()
+        ad = 2 * log_volume(m_ad, u.to(dtype), singular="-inf").double().numpy()
     fd = np.array([np.linalg.slogdet(metric_fd(m64, ui.numpy(), step))[1] for ui in u])
-    rel = np.abs(ad - fd) / np.maximum(np.abs(ad), 1.0)
+    with np.errstate(invalid="ignore"):
+        rel = np.abs(ad - fd) / np.maximum(np.abs(ad), 1.0)
+    rel[~np.isfinite(rel)] = np.inf  # log 0 on either side: no agreement to speak of
     return float(rel.max()), ad, fd
 
 
@@ -222,6 +233,28 @@ def metric_check(model: torch.nn.Module, n_codes: int = 5, seed: int = 0,
 def uniform_codes(n: int, k: int, seed: int = 0) -> torch.Tensor:
     """n codes uniform in the cube [0, 1]^k (the control that is *not* Jeffreys)."""
     return torch.rand(n, k, generator=torch.Generator().manual_seed(seed))
+
+
+def hellinger(x: np.ndarray) -> np.ndarray:
+    """The Bernoulli pixel probabilities x (…, m) mapped to (2√x, 2√(1−x)) (…, 2m), where
+    the Fisher metric of the pixels is the Euclidean one: ‖H(p) − H(q)‖² =
+    8 Σᵢ (1 − BCᵢ), BCᵢ = √(pᵢqᵢ) + √((1−pᵢ)(1−qᵢ)) the Bhattacharyya coefficient of
+    pixel i. (2√x alone is Euclidean only for the Poisson, not the Bernoulli, model.)"""
+    x = np.asarray(x, dtype=np.float64)
+    if x.size and (x.min() < 0 or x.max() > 1):
+        raise ValueError("hellinger: pixel probabilities must lie in [0, 1]")
+    return np.concatenate([2 * np.sqrt(x), 2 * np.sqrt(1 - x)], axis=-1)
+
+
+def median_rank(x: np.ndarray, reference: np.ndarray) -> float:
+    """The median over ``x`` of the fraction of ``reference`` below each value: 0.5 when x
+    and reference are drawn from one distribution, whatever it is; towards 1 when x sits
+    in the reference's upper tail."""
+    ref = np.sort(np.asarray(reference, dtype=np.float64).ravel())
+    x = np.asarray(x, dtype=np.float64).ravel()
+    if not len(ref) or not len(x):
+        raise ValueError("median_rank needs at least one value and one reference value")
+    return float(np.median(np.searchsorted(ref, x, side="left") / len(ref)))
 
 
 def saturated_fraction(h: torch.Tensor | np.ndarray, lo: float = 0.05,
@@ -328,7 +361,8 @@ class Study:
         images, and uniform-in-code controls
     x_jeffreys, x_data, x_uniform : (N, m) their reconstructions x̂(h)
     widths, widths_hellinger : PCA of the Jeffreys reconstructions in pixel space and in
-        the Hellinger map 2√x̂ (:class:`~hyperribbon.scores.Widths`)
+        the Hellinger map (2√x̂, 2√(1−x̂)) (:func:`hellinger`,
+        :class:`~hyperribbon.scores.Widths`)
     pc_draws : (n_kept, C, n_pc) the first principal coordinates of each chain's draws
     rhat, ess : (n_pc,) split R̂ and effective sample size of those coordinates
     """
@@ -364,6 +398,13 @@ class Study:
         return {"jeffreys": whitened_radius(self.x_jeffreys, *args),
                 "data": whitened_radius(self.x_data, *args),
                 "uniform": whitened_radius(self.x_uniform, *args)}
+
+    def radius_rank(self) -> float:
+        """Where the data sit among the Jeffreys samples: the median over the encoded data
+        of the fraction of Jeffreys samples with a smaller whitened radius (0.5 if the
+        data were distributed as the prior, at any k; near 1 on the rim)."""
+        r = self.radii()
+        return median_rank(r["data"], r["jeffreys"])
 
     def boundary(self) -> dict[str, np.ndarray]:
         """Distance of each code to the boundary of the cube, per set."""
@@ -421,5 +462,5 @@ def study(model: torch.nn.Module, x_test: torch.Tensor, n_chains: int, n_steps: 
                  h_data=h_data.cpu().numpy(), h_uniform=h_u.cpu().numpy(),
                  x_jeffreys=x_j, x_data=_decode_np(model, h_data),
                  x_uniform=_decode_np(model, h_u), widths=widths,
-                 widths_hellinger=pca(2 * np.sqrt(x_j)), pc_draws=pcs,
+                 widths_hellinger=pca(hellinger(x_j)), pc_draws=pcs,
                  rhat=rhat(pcs), ess=ess(pcs))

@@ -137,6 +137,58 @@ def coefficient_bound(rho: np.ndarray, M: np.ndarray, k: np.ndarray) -> np.ndarr
     return np.exp(logb.min(axis=1))
 
 
+def coefficient_ratio(coef: np.ndarray, rho: np.ndarray, M: np.ndarray,
+                      floor: float) -> tuple[float, int]:
+    """Largest |c_k(θ)| / (min over ρ of 2 M(ρ) ρ^-k) over the predictions (rows of
+    ``coef``, from :func:`cheb_coefficients`) and the degrees k whose bound exceeds
+    ``floor`` (below it the coefficients are round-off). ≤ 1 for every θ whose
+    prediction M(ρ) bounds is the theorem. Returns (ratio, number of degrees checked)."""
+    coef = np.atleast_2d(np.asarray(coef, dtype=float))
+    k = np.arange(coef.shape[-1])
+    bound = coefficient_bound(rho, M, k)
+    keep = bound > floor
+    if not keep.any():
+        raise ValueError("no degree k has its coefficient bound above the floor")
+    return float(np.max(np.abs(coef[:, keep]) / bound[keep])), int(keep.sum())
+
+
+def interpolation_ratio(f, t0: float, t1: float, rho: np.ndarray, M: np.ndarray,
+                        degrees: np.ndarray, floor: float,
+                        n_fine: int = 1001) -> tuple[float, int]:
+    """Largest sup-norm error of the degree-n Chebyshev interpolants of sampled
+    predictions, over the bound min over ρ of 4 M(ρ) ρ^-n / (ρ − 1) on it.
+
+    Parameters
+    ----------
+    f : callable t (n,) → predictions (N, n) of N parameter sets at the times t
+    t0, t1 : the interval of t (the ellipses E_ρ are those of [t0, t1])
+    rho, M : as in :func:`cheb_bound`
+    degrees : the degrees n to check; those whose bound is below ``floor`` (what
+        float64 resolves in predictions of that size) are skipped
+    n_fine : points of [t0, t1] (Chebyshev points of the second kind, ends included)
+        on which the sup norm is taken
+
+    Returns
+    -------
+    (largest error/bound over the θ and the degrees checked, number of degrees checked);
+    ≤ 1 is the theorem.
+    """
+    degrees = np.asarray(degrees)
+    bound = cheb_bound(rho, M, 1, int(degrees.max())).bound[degrees]
+    keep = degrees[bound > floor]
+    if not len(keep):
+        raise ValueError("no degree n has its interpolation bound above the floor")
+    s_fine = C.chebpts2(n_fine)
+    y_fine = np.asarray(f(from_unit(s_fine, t0, t1)), dtype=float)
+    worst = 0.0
+    for n, b in zip(keep, bound[bound > floor], strict=True):
+        c = cheb_coefficients(np.asarray(f(from_unit(cheb_points(int(n)), t0, t1)),
+                                         dtype=float))
+        err = np.abs(y_fine - C.chebval(s_fine, c.T)).max()
+        worst = max(worst, float(err / b))
+    return worst, len(keep)
+
+
 def bound_ratio(residuals: np.ndarray, bound: ChebBound, floor: float) -> tuple[float, int]:
     """Largest R_{n+1} / B_n over the degrees n whose B_n exceeds ``floor``.
 
@@ -188,6 +240,20 @@ def geometric_fit(values: np.ndarray) -> tuple[float, float]:
     return float(np.exp(-slope)), float(r2)
 
 
+def power_law_fit(values: np.ndarray) -> tuple[float, float]:
+    """Least-squares fit log v_k = a − p log k over k = 1 … len: the power law that a
+    geometric sequence is told apart from.
+
+    Returns (p, R²), R² of log v_k on log k (1 for an exact power law).
+    """
+    y = np.log(np.abs(np.asarray(values, dtype=float)))
+    x = np.log(np.arange(1, len(y) + 1, dtype=float))
+    slope, intercept = np.polyfit(x, y, 1)
+    ss_tot = np.sum((y - y.mean()) ** 2)
+    r2 = 1.0 - np.sum((y - intercept - slope * x) ** 2) / ss_tot if ss_tot > 0 else 1.0
+    return float(-slope), float(r2)
+
+
 @dataclass
 class RibbonFit:
     """The widths of one sampled model manifold against its Chebyshev bound.
@@ -199,6 +265,7 @@ class RibbonFit:
     ratio, n_checked : the largest R_{n+1}/B_n over the degrees whose B_n float64 can
         resolve, and how many (:func:`bound_ratio`); ratio ≤ 1 is the theorem
     rho_fit, r2 : geometric fit of the first ``n_fit`` widths (:func:`geometric_fit`)
+    r2_power : R² of the power-law fit of the same widths (:func:`power_law_fit`)
     rho_opt : the ellipse that minimises the bound at degree n_fit − 1
     """
 
@@ -209,6 +276,7 @@ class RibbonFit:
     rho_fit: float
     r2: float
     rho_opt: float
+    r2_power: float
 
 
 def ribbon_fit(Y: np.ndarray, rho: np.ndarray, M: np.ndarray, n_fit: int = 8) -> RibbonFit:
@@ -226,7 +294,7 @@ def ribbon_fit(Y: np.ndarray, rho: np.ndarray, M: np.ndarray, n_fit: int = 8) ->
     ratio, n_checked = bound_ratio(w.residuals, bound, floor)
     rho_fit, r2 = geometric_fit(w.sigma[:n_fit])
     return RibbonFit(w, bound, ratio, n_checked, rho_fit, r2,
-                     float(bound.rho_opt[n_fit - 1]))
+                     float(bound.rho_opt[n_fit - 1]), power_law_fit(w.sigma[:n_fit])[1])
 
 
 def box_corners(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
