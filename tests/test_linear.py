@@ -181,6 +181,30 @@ def test_phase_diagram_and_boundary():
     assert pdg.k90().shape == (1, 2, 2)
     assert L.boundary_agreement(pdg.es[..., 2], pdg.es[..., 2], 0.9) == 1.0
     assert L.boundary_agreement(np.array([0.95, 0.5]), np.array([0.85, 0.4]), 0.9) == 0.5
+    assert pdg.es_expected.shape == pdg.es.shape
+    assert np.all((pdg.es_expected >= 0) & (pdg.es_expected <= 1 + 1e-12))
+
+
+def test_phase_diagram_uses_one_draw_across_scales():
+    # common random numbers: two almost equal ratios give almost equal cells (with a
+    # fresh draw per ratio they would differ by the draw)
+    pdg = L.phase_diagram("exp", [0.5], [1.0, 1.0 + 1e-9], [20], d=6, n=40, n_classes=3,
+                          n_init=4, n_ckpt=5, logit_scale=1.0, eta_frac=0.5, seed=0, k=6)
+    assert np.allclose(pdg.es[:, :, 0], pdg.es[:, :, 1], atol=1e-6)
+
+
+def test_best_scale_rule():
+    ratios = [0.01, 0.1, 1.0, 10.0]
+    es = np.array([[0.95, 0.92, 0.5, 0.3], [0.99, 0.6, 0.5, 0.2]])
+    # by hand: cut 0.01 → 7/8 right, cut 0.1 → 7/8, never → 6/8, 1 → 5/8, 10 → 3/8
+    assert L.best_scale_rule(es, ratios, 0.9) == (0.01, 7 / 8)
+    assert L.best_scale_rule(np.full((2, 4), 0.5), ratios, 0.9) == (0.0, 1.0)
+    assert L.best_scale_rule(np.full((2, 4), 0.95), ratios, 0.9) == (10.0, 1.0)
+
+
+def test_predicted_stress_beyond_the_dimension_stays_at_one():
+    es = L.predicted_stress(np.diag([2.0, 1.0, 0.0]), 5)
+    assert len(es) == 5 and np.allclose(es[2:], 1.0)
 
 
 def test_sgd_full_batch_is_gd(prob):

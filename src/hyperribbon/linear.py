@@ -42,6 +42,7 @@ from hyperribbon.inpca import bhattacharyya, inpca
 __all__ = [
     "KernelEnsembles",
     "PhaseDiagram",
+    "best_scale_rule",
     "boundary_agreement",
     "check_linear_params",
     "checkpoints",
@@ -292,11 +293,13 @@ def expected_mode_covariance(lam: np.ndarray, Wstar_modes: np.ndarray, s0: float
 def predicted_stress(S: np.ndarray, k: int = 20) -> np.ndarray:
     """Mode-sum prediction of ES_1..ES_k from a logit covariance S (:func:`mode_covariance`):
     d_B ~ |centred logit difference|^2 / (8C) near the uniform prediction, so InPCA is
-    classical scaling and its eigenvalues are proportional to those of S."""
+    classical scaling and its eigenvalues are proportional to those of S. Beyond the
+    dimension of S (k larger than its size) the stress stays at its last value, 1."""
     mu = np.clip(np.linalg.eigvalsh(S)[::-1], 0.0, None)
     total = float(mu @ mu)
     frac = np.cumsum(mu[:k] ** 2) / total
-    return 1.0 - np.sqrt(np.clip(1.0 - frac, 0.0, 1.0))
+    es = 1.0 - np.sqrt(np.clip(1.0 - frac, 0.0, 1.0))
+    return np.concatenate([es, np.full(k - len(es), es[-1])])
 
 
 @dataclass
@@ -304,7 +307,10 @@ class PhaseDiagram:
     """Measured and predicted explained stress over (step count, decay rate, ratio).
 
     Arrays have shape (len(T), len(rates), len(ratios), k): ``es`` measured, ``es_pred``
-    predicted; ``clamped``: d_B coefficients that hit the clamp (all cells together).
+    the mode sum of the realised initial weights (:func:`mode_covariance`),
+    ``es_expected`` the analysis alone, averaged over initial weights
+    (:func:`expected_mode_covariance`); ``clamped``: d_B coefficients that hit the clamp
+    (all cells together).
     """
 
     T: np.ndarray
@@ -312,10 +318,11 @@ class PhaseDiagram:
     ratios: np.ndarray
     es: np.ndarray
     es_pred: np.ndarray
+    es_expected: np.ndarray
     clamped: int
 
     def k90(self, predicted: bool = False, level: float = 0.9) -> np.ndarray:
-        """k90 per cell (T, rate, ratio)."""
+        """k90 per cell (T, rate, ratio), measured or from the realised mode sum."""
         es = self.es_pred if predicted else self.es
         return np.apply_along_axis(k_at, -1, es, level)
 
@@ -328,19 +335,22 @@ def phase_diagram(kind: str, rates: Any, ratios: Any, T_list: Any, *, d: int, n:
     For each decay rate: inputs (n, d) with that spectrum, a teacher of scale
     s* = logit_scale (the spectrum has trace 1, so teacher logits have std ~ s*), and
     ``n_init`` initial weights of scale s0 = ratio * s*; GD with eta = eta_frac /
-    lambda_max, observed at ``n_ckpt`` log-spaced checkpoints up to T.
+    lambda_max, observed at ``n_ckpt`` log-spaced checkpoints up to T. The initial
+    weights are one draw of unit scale, multiplied by s0 (common random numbers: the
+    cells of a row differ by the scale alone, not by the draw).
     """
     rates, ratios, T_list = (np.asarray(v) for v in (rates, ratios, T_list))
     shape = (len(T_list), len(rates), len(ratios), k)
-    es, es_pred = np.zeros(shape), np.zeros(shape)
+    es, es_pred, es_exp = np.zeros(shape), np.zeros(shape), np.zeros(shape)
     clamped = 0
+    W_unit = init_weights(n_init, d, n_classes, 1.0, seed + 2)
     for j, c in enumerate(rates):
         X = gaussian_inputs(n, spectrum(kind, float(c), d), seed + 1000 * j)
         lam, U = empirical_modes(X)
         eta = eta_frac / lam[0]
         Ws = teacher(d, n_classes, logit_scale, seed + 1)
         for i, ratio in enumerate(ratios):
-            W0 = init_weights(n_init, d, n_classes, ratio * logit_scale, seed + 2 + i)
+            W0 = ratio * logit_scale * W_unit
             for t, T in enumerate(T_list):
                 steps = checkpoints(int(T), n_ckpt)
                 P = ensemble_probabilities(X, W0, Ws, eta, steps)
@@ -350,7 +360,9 @@ def phase_diagram(kind: str, rates: Any, ratios: Any, T_list: Any, *, d: int, n:
                 clamped += cl
                 A = np.einsum("dk,rdc->rkc", U, W0 - Ws)
                 es_pred[t, j, i] = predicted_stress(mode_covariance(lam, A, eta, steps), k)
-    return PhaseDiagram(T_list, rates, ratios, es, es_pred, clamped)
+                es_exp[t, j, i] = predicted_stress(expected_mode_covariance(
+                    lam, U.T @ Ws, ratio * logit_scale, eta, steps), k)
+    return PhaseDiagram(T_list, rates, ratios, es, es_pred, es_exp, clamped)
 
 
 def boundary_agreement(measured: np.ndarray, predicted: np.ndarray,
@@ -358,6 +370,20 @@ def boundary_agreement(measured: np.ndarray, predicted: np.ndarray,
     """Fraction of cells where measured and predicted fall on the same side of threshold."""
     return float(np.mean((np.asarray(measured) >= threshold)
                          == (np.asarray(predicted) >= threshold)))
+
+
+def best_scale_rule(measured: np.ndarray, ratios: Any, threshold: float
+                    ) -> tuple[float, float]:
+    """The best one-parameter rule "ribbon iff s0/s* <= r", fitted to the cells
+    ``measured`` (..., len(ratios)) (ribbon: measured >= threshold): the cut r (a grid
+    ratio; 0 for "never") and the fraction of cells it puts on the measured side — the
+    bar a prediction must beat to say more than the scale ratio alone."""
+    ratios = np.asarray(ratios, dtype=float)
+    ribbon = np.asarray(measured) >= threshold
+    cuts = np.concatenate([[0.0], ratios])
+    score = [float(np.mean(ribbon == (ratios <= r))) for r in cuts]
+    b = int(np.argmax(score))
+    return float(cuts[b]), score[b]
 
 
 # ---------------------------------------------------------------------------------------
