@@ -65,6 +65,7 @@ __all__ = [
     "rbf_kernel",
     "rff_features",
     "sgd_trajectories",
+    "sgd_tube",
     "softmax",
     "spectrum",
     "teacher",
@@ -415,6 +416,55 @@ def sgd_trajectories(X: np.ndarray, Y: np.ndarray, W0: np.ndarray, eta: float,
         Xb, Yb = X[idx], Y[idx]  # (R, b, d), (R, b, C)
         grad = np.einsum("rbd,rbc->rdc", Xb, np.einsum("rbd,rdc->rbc", Xb, W) - Yb) / batch
         W = W - eta * grad
+    return out
+
+
+def sgd_tube(X: np.ndarray, W0: np.ndarray, Wstar: np.ndarray, eta: float, steps: Any,
+             batch: int) -> np.ndarray:
+    """The predicted width of the SGD tube around the GD trajectory: the expected d_B
+    between an SGD run (batches of ``batch`` rows drawn without replacement, targets
+    X W*) and GD from the same W0, at each of ``steps``.
+
+    The error e_t = W_t - W* obeys e_{t+1} = (I - eta Sigma_B) e_t, so its mean follows GD
+    and its second moments M = E[e_c e_c'^T] (every pair of classes) obey, exactly,
+
+        M <- M - eta (Sigma M + M Sigma) + eta^2 E[Sigma_B M Sigma_B],
+        E[Sigma_B M Sigma_B] = f Q(M)/b + (1 - f/b) Sigma M Sigma,  f = (n - b)/(n - 1),
+
+    with Q(M) = (1/n) sum_i x_i x_i^T M x_i x_i^T. The deviation from GD has covariance
+    M - m m^T; d_B to second order is 1/8 of the softmax Fisher form
+    sum_cc' (diag p - p p^T)_cc' dl_c dl_c' of the logit deviation dl at GD's p,
+    averaged over the samples.
+
+    Returns
+    -------
+    numpy.ndarray, shape (len(steps),)
+    """
+    X = np.asarray(X, dtype=np.float64)
+    steps = np.asarray(steps)
+    n, d = X.shape
+    C = np.asarray(Wstar).shape[1]
+    Sig = X.T @ X / n
+    f = (n - batch) / (n - 1)
+    e = np.asarray(W0, dtype=np.float64) - Wstar  # (d, C): the mean error, GD's
+    M = np.einsum("ac,be->ceab", e, e)  # (C, C, d, d)
+    out = np.zeros(len(steps))
+    rec = {int(t): i for i, t in enumerate(steps)}
+    for t in range(int(steps.max()) + 1):
+        if t in rec:
+            cov = M - np.einsum("ac,be->ceab", e, e)
+            p = softmax(X @ (Wstar + e))  # (n, C), GD's predictions
+            F = np.einsum("nc,ce->nce", p, np.eye(C)) - np.einsum("nc,ne->nce", p, p)
+            dl2 = np.einsum("na,ceab,nb->nce", X, cov, X)  # E[dl_c dl_e] per sample
+            out[rec[t]] = np.einsum("nce,nce->n", F, dl2).mean() / 8
+        if t == steps.max():
+            break
+        q = np.einsum("na,ceab,nb->cen", X, M, X)
+        Q = np.einsum("cen,na,nb->ceab", q, X, X) / n
+        SMS = Sig @ M @ Sig
+        M = (M - eta * (Sig @ M + M @ Sig)
+             + eta**2 * (f * Q / batch + (1 - f / batch) * SMS))
+        e = e - eta * Sig @ e
     return out
 
 
