@@ -76,14 +76,8 @@ from hyperribbon.compendium import (
     mean_bound,
     mean_se,
 )
-from hyperribbon.compendium.claims import evaluate
 
-
-def judged(name: str, value: float, relation: str, target: float, **kw: str) -> str:
-    """Record the claim and return its verdict in words, for the prose."""
-    claim(name, value, relation, target, **kw)
-    return "reproduced" if evaluate(value, relation, target) else "not reproduced"
-
+VERDICT = {True: "reproduced", False: "not reproduced"}  # claim() returns whether it holds
 
 vae.check_vae_params(gammas=gammas, latent_dim=latent_dim, hidden=hidden, beta=beta,
                      n_seeds=n_seeds, curvature_mode=curvature_mode, n_dirs=n_dirs,
@@ -268,12 +262,12 @@ glue_figure("ch07-curvature", fig)
 # concerns how the coordinates run over it.)
 
 # %%
-glue("ch07-curv-verdict", judged(
+glue("ch07-curv-verdict", VERDICT[claim(
     "gvae_curvature_down", vae.monotone_ratio(sweep.R_scale_free.mean(1)), "<", 1.0,
     ref="Kim et al. 2024, Γ-VAE regulariser (curvature vs γ)",
     detail="max over consecutive γ of R(γ_{k+1})/R(γ_k), R = mean over the latent grid of "
            "the penalised curvature divided by E_v‖Jv‖⁴ at each point (scale-free: "
-           "unchanged by a stretch of the latent space), averaged over replicates"),
+           "unchanged by a stretch of the latent space), averaged over replicates")],
     display=False)
 claim("gvae_fit_kept", fit_change, "<=", 0.10,
       ref="Kim et al. 2024 (regularisation at little cost in reconstruction)",
@@ -370,12 +364,12 @@ glue("ch07-lr-umap", "not computed" if Zu is None else
 print("long-range Spearman, mean over replicates:",
       ", ".join(f"γ={g:g}: {v:.3f}" for g, v in zip(gammas, sweep.long_range.mean(1),
                                                     strict=True)), f"| PCA {pca_lr.mean():.3f}")
-glue("ch07-lr-verdict", judged(
+glue("ch07-lr-verdict", VERDICT[claim(
     "gvae_long_range", mean_bound(lr_diff, "lower"), ">", 0.0,
     ref="Kim et al. 2024, abstract and bulk RNA-seq results (mesoscale structure)",
     detail="lower end of the 95 % confidence interval (Student's t over replicates) of the "
            "mean paired difference, Γ-VAE (chosen γ) minus plain VAE, of the Spearman "
-           "correlation between latent centroid distances and true distances"),
+           "correlation between latent centroid distances and true distances")],
     display=False)
 
 # %% [markdown]
@@ -446,12 +440,12 @@ glue_values({
 })
 print(f"displacement / radius: plain {ood_plain:.3f}, Γ-VAE {ood_star:.3f}; 15-NN agreement "
       f"{ho.knn[:, 0].mean():.3f} → {ho.knn[:, 1].mean():.3f}")
-glue("ch07-ood-verdict", judged(
+glue("ch07-ood-verdict", VERDICT[claim(
     "gvae_ood", mean_bound(ood_diff, "upper"), "<", 0.0,
     ref="Kim et al. 2024, bulk RNA-seq: unseen cancer types re-embedded as if trained on",
     detail="upper end of the 95 % confidence interval (Student's t over replicates) of the "
            "mean paired difference, Γ-VAE minus plain VAE, of the held-out centroid's "
-           "displacement over its radius after Procrustes (mean over held-out clusters)"),
+           "displacement over its radius after Procrustes (mean over held-out clusters)")],
     display=False)
 
 # %%
@@ -554,13 +548,13 @@ ax.set_xlabel("penalty weight γ")
 ax.set_ylabel("fate AUROC of progenitors")
 ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1, 0.5))
 glue_figure("ch07-fate", fig)
-glue("ch07-fate-verdict", judged(
+glue("ch07-fate-verdict", VERDICT[claim(
     "gvae_fate", mean_bound(fate_diff, "lower"), ">", 0.0,
     ref="Kim et al. 2024, single-cell lineage tracing (Weinreb et al. 2020): fate "
         "separation of undifferentiated cells",
     detail="lower end of the 95 % confidence interval (Student's t over replicates) of the "
            "mean paired difference, Γ-VAE minus plain VAE, of the cross-validated "
-           "logistic-regression AUROC of the progenitors' hidden fate from latent coordinates"),
+           "logistic-regression AUROC of the progenitors' hidden fate from latent coordinates")],
     display=False)
 
 # %% [markdown]

@@ -92,7 +92,7 @@ def test_claim_in_a_kernel_emits_record_and_glue(monkeypatch):
                         lambda data, metadata=None, **kw: published.append(data))
     from hyperribbon.compendium.claims import claim
 
-    claim("toy_x", 0.25, "in", [0, 1], ref="eq. 3")
+    assert claim("toy_x", 0.25, "in", [0, 1], ref="eq. 3") is True
     recs = [d[CLAIM_MIME] for d in published if CLAIM_MIME in d]
     assert recs == [{"name": "toy_x", "value": 0.25, "relation": "in", "target": [0, 1],
                      "ref": "eq. 3", "detail": "", "passed": True, "kind": "claim"}]
@@ -103,7 +103,7 @@ def test_claim_in_a_kernel_emits_record_and_glue(monkeypatch):
     with pytest.raises(ValueError, match="use one of claim, diagnostic"):
         claim("toy_y", 1, ">=", 0, ref="x", kind="check")
     published.clear()
-    claim("toy_acc", 0.3, "in", [0.15, 0.5], ref="sampler", kind="diagnostic")
+    assert claim("toy_acc", 0.6, "in", [0.15, 0.5], ref="sampler", kind="diagnostic") is False
     assert [d[CLAIM_MIME]["kind"] for d in published if CLAIM_MIME in d] == ["diagnostic"]
     assert any("**Diagnostic `toy_acc`**" in d.get("text/markdown", "") for d in published)
 

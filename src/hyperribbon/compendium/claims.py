@@ -184,8 +184,9 @@ def glue_figure(name: str, fig: Any, tight: bool = True) -> None:
 
 
 def claim(name: str, value: Any, relation: str, target: Any, ref: str,
-          detail: str = "", kind: str = "claim") -> None:
-    """Record a claim from a notebook (glued, displayed with PASS/FAIL, and stored).
+          detail: str = "", kind: str = "claim") -> bool:
+    """Record a claim from a notebook (glued, displayed with PASS/FAIL, and stored), and
+    return whether it holds (for prose generated from the verdict).
 
     Parameters
     ----------
@@ -224,6 +225,7 @@ def claim(name: str, value: Any, relation: str, target: Any, ref: str,
     text = f"**{label} `{name}`** = {_fmt(value)} (must be {relation} {tgt}; {ref}): **{verdict}**"
     display({"text/markdown": text, "text/plain": text, CLAIM_MIME: record.to_dict()},
             raw=True)
+    return passed
 
 
 # ---------------------------------------------------------------------------------------
