@@ -1,4 +1,5 @@
-"""``hyperribbon run | sweep | train | claims | book | data``: the compendium's command line."""
+"""``hyperribbon run | sweep | train | embed | claims | book | data``: the compendium's
+command line."""
 
 from __future__ import annotations
 
@@ -61,6 +62,21 @@ def _cmd_train(args: argparse.Namespace) -> int:
     print(f"{len(report.runs)} runs: {len(report.trained)} trained, "
           f"{len(report.runs) - len(report.trained)} from the cache "
           f"{report.runs[0].path.parent}")
+    return 0
+
+
+def _cmd_embed(args: argparse.Namespace) -> int:
+    from ..embedding import embed
+
+    try:
+        res = embed(args.predictions, k=args.k, out_dir=args.out, name=args.set,
+                    landmarks=args.landmarks, device=args.device, memmap=args.memmap)
+    except (FileNotFoundError, ValueError) as exc:  # a bad file or option: one line
+        raise InputError(str(exc)) from None
+    es = res.explained_stress
+    print(f"{len(res.coords)} models embedded; explained stress "
+          + ", ".join(f"k={i + 1}: {v:.3f}" for i, v in enumerate(es[:3]))
+          + f"; written to {args.out}: " + ", ".join(sorted(p.name for p in res.files.values())))
     return 0
 
 
@@ -183,6 +199,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="auto, cpu, cuda, ... (default: the grid's, else auto)")
     _cluster_options(t, "run groups")
     t.set_defaults(func=_cmd_train)
+
+    e = sub.add_parser("embed", help="InPCA of anyone's models: predictions in, "
+                                     "coordinates, spectrum and a 3-D figure out")
+    e.add_argument("predictions", help=".npy/.npz array (models x samples x classes), or a "
+                                       "folder of per-run .npy files or training-engine runs")
+    e.add_argument("--k", type=int, default=10, help="InPCA components (default 10)")
+    e.add_argument("--out", default="embedding", help="output folder (default ./embedding)")
+    e.add_argument("--set", default=None, help="recorded set of training-engine runs")
+    e.add_argument("--landmarks", type=int, default=None,
+                   help="embed this many models exactly, place the rest by projection")
+    e.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
+    e.add_argument("--memmap", action="store_true",
+                   help="keep the N x N matrix in a memory-mapped file in --out")
+    e.set_defaults(func=_cmd_embed)
 
     b = sub.add_parser("book", help="build the HTML book from the executed notebooks")
     b.add_argument("--repo-url", default=None,
