@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from hyperribbon.fisher import (
+    bottom_rayleigh_error,
     eigenvalue_relative_error,
     fisher_information,
     fisher_spectrum,
@@ -142,3 +143,22 @@ def test_eigenvalue_relative_error_of_scaled_jacobian():
     assert eigenvalue_relative_error(x * (1 + 1e-6), x, k=5) == pytest.approx(
         2e-6 + 1e-12, rel=1e-6)
     assert eigenvalue_relative_error(x, x) == 0.0
+
+
+def test_bottom_rayleigh_error_sees_an_error_in_the_sloppiest_direction_only():
+    rng = np.random.default_rng(5)
+    q, _ = np.linalg.qr(rng.normal(size=(30, 6)))
+    v, _ = np.linalg.qr(rng.normal(size=(6, 6)))
+    sv = 10.0 ** -np.arange(6.0)  # λ = 1 … 1e-10
+    x = q @ np.diag(sv) @ v.T
+    spec = sloppy_spectrum(x)
+    assert bottom_rayleigh_error(x, spec, k=3) < 1e-8
+    # perturb J along the sloppiest direction only: ‖J v_6‖² becomes (1 + δ)² λ_6
+    bad = x + 1e-3 * sv[-1] * np.outer(q[:, -1], v[:, -1])
+    assert bottom_rayleigh_error(bad, spec, k=3) == pytest.approx(2e-3 + 1e-6, rel=1e-4)
+    # ... which the top-eigenvalue check cannot see
+    assert eigenvalue_relative_error(bad, x, k=5) < 1e-12
+    with pytest.raises(ValueError, match="k = 7"):
+        bottom_rayleigh_error(x, spec, k=7)
+    with pytest.raises(ValueError, match="zero eigenvalue"):
+        bottom_rayleigh_error(x[:, :5] @ np.eye(5, 6), sloppy_spectrum(x[:, :5] @ np.eye(5, 6)))

@@ -181,6 +181,8 @@ def test_check_parameters_names_the_parameter():
     for name, bad in (("eps_values", [0.1, 1.0]), ("eps_values", [0.3, 0.1]),
                       ("eps_values", [1.0, 0.3]), ("eps_values", [1.0, 1e-4]),
                       ("degree", 2), ("n_samples", 15), ("variant", "both"),
-                      ("rtol", 1e-6)):
+                      ("rtol", 1e-6), ("span_degrees", [3, 6]), ("span_degrees", [5]),
+                      ("span_grids", [19, 40])):
         with pytest.raises(ValueError, match=name):
             check_vdp_parameters(**{**ok, name: bad})
+    check_vdp_parameters(**{**ok, "span_degrees": [3, 4], "span_grids": [20, 80]})

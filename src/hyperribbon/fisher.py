@@ -11,7 +11,8 @@ g = JᵀJ; its sorted eigenvalues are the sloppy spectrum, reported as log10(λ/
   SVD of J (λ = σ², accurate far below the machine precision of g itself), optionally
   restricted to a subspace; :func:`fisher_spectrum` does the same from g.
 - :func:`log_spectrum`, :func:`spectrum_span`, :func:`rayleigh_quotient`,
-  :func:`eigenvalue_relative_error`: the numbers the chapters report.
+  :func:`eigenvalue_relative_error`, :func:`bottom_rayleigh_error`: the numbers the
+  chapters report.
 
 Functions taking J accept numpy arrays or torch tensors (kept on their device).
 """
@@ -249,6 +250,25 @@ def eigenvalue_relative_error(jac: Any, reference: Any, k: int = 5) -> float:
     a = np.asarray(_np(sloppy_spectrum(jac).eigenvalues)[:k])
     b = np.asarray(_np(sloppy_spectrum(reference).eigenvalues)[:k])
     return float(np.max(np.abs(a - b) / b))
+
+
+def bottom_rayleigh_error(jac: Any, spectrum: Spectrum, k: int = 5) -> float:
+    """max |‖J v_i‖² − λ_i| / λ_i over the k smallest eigenpairs (λ_i, v_i) of ``spectrum``
+    (computed from another Jacobian): how well J reproduces the bottom of that spectrum.
+
+    The Rayleigh quotient on fixed directions, unlike the sorted eigenvalues of J itself,
+    does not mix nearly degenerate eigenvalues, and is what an error in the sloppiest
+    directions would change.
+    """
+    lam = _np(spectrum.eigenvalues)
+    vecs = _np(spectrum.eigenvectors)
+    if not 1 <= k <= len(lam):
+        raise ValueError(f"k = {k} must be in [1, {len(lam)}]")
+    if lam[-k:].min() <= 0:
+        raise ValueError("the bottom of the spectrum has a zero eigenvalue: no relative error")
+    q = np.array([rayleigh_quotient(jac, vecs[:, i], normalise=False)
+                  for i in range(len(lam) - k, len(lam))])
+    return float(np.max(np.abs(q - lam[-k:]) / lam[-k:]))
 
 
 def _np(x: Any) -> np.ndarray:

@@ -640,7 +640,8 @@ def vdp_slow_time_fraction(cycle: LimitCycles, width: float = 0.2,
 
 
 def check_vdp_parameters(eps_values, degree: int, n_samples: int, variant: str,
-                         rtol: float) -> None:
+                         rtol: float, span_degrees: list[int] | None = None,
+                         span_grids: list[int] | None = None) -> None:
     """Checks of the chapter-1 parameters that tie them together (or to the claims).
 
     Raises
@@ -651,7 +652,10 @@ def check_vdp_parameters(eps_values, degree: int, n_samples: int, variant: str,
         ``vdp_stiff_on_slow``), none below 0.001 (where the integration is not validated);
         ``degree`` ≥ 3 (the time-rescaling direction needs x³); ``n_samples`` ≥ the number of
         parameters (J must be able to have full column rank); ``variant`` one of
-        absolute, phase; ``rtol`` ≤ 1e-9.
+        absolute, phase; ``rtol`` ≤ 1e-9. The span table (spans at every degree of
+        ``span_degrees`` with K = ``n_samples``, and at every K of ``span_grids`` with
+        d = ``degree``): degrees 3 to 5, ``n_samples`` at least the parameters of the
+        largest, and every K of ``span_grids`` at least those of ``degree``.
     """
     eps = [float(e) for e in eps_values]
     if len(eps) < 2 or any(b >= a for a, b in zip(eps, eps[1:], strict=False)):
@@ -671,6 +675,17 @@ def check_vdp_parameters(eps_values, degree: int, n_samples: int, variant: str,
     if n_samples < n_params:
         raise ValueError(f"n_samples = {n_samples}: must be at least the number of "
                          f"parameters, {n_params} at degree {degree}")
+    for d in span_degrees or []:
+        if not 3 <= d <= 5:
+            raise ValueError(f"span_degrees = {span_degrees}: each must be 3 to 5")
+        if n_samples < 2 * len(vdp_monomials(d)):
+            raise ValueError(f"span_degrees = {span_degrees}: degree {d} has "
+                             f"{2 * len(vdp_monomials(d))} parameters, more than n_samples = "
+                             f"{n_samples}")
+    for k in span_grids or []:
+        if k < n_params:
+            raise ValueError(f"span_grids = {span_grids}: K = {k} is below the number of "
+                             f"parameters, {n_params} at degree {degree}")
     if variant not in VDP_VARIANTS:
         raise ValueError(f"variant = {variant!r}: must be one of {', '.join(VDP_VARIANTS)}")
     if not 0 < rtol <= 1e-9:
@@ -692,6 +707,10 @@ class VdpAnalysis:
     slow_time_fraction : fraction of the period within |y − F(x)| < width
     fd_error : per variant, the relative error of the top-5 eigenvalues of the central-
         difference Jacobian against the sensitivity one (``{}`` when not computed)
+    fd_error_bottom : per variant, the same check at the bottom of the spectrum: the
+        largest relative error of the Rayleigh quotients of the central-difference
+        Jacobian on the 5 sloppiest sensitivity eigenvectors
+        (:func:`hyperribbon.fisher.bottom_rayleigh_error`; ``{}`` when not computed)
     null_rayleigh : Rayleigh quotient vᵀJᵀJv/λ_max of the time-rescaling direction v in
         the phase-normalised variant (exactly 0 in exact arithmetic)
     rescaling_period : (∂T/∂θ · v)/T along v (exactly −1: T(α) = T/(1 + α))
@@ -706,6 +725,7 @@ class VdpAnalysis:
     slow_fraction_unweighted: np.ndarray
     slow_time_fraction: float
     fd_error: dict
+    fd_error_bottom: dict
     null_rayleigh: float
     rescaling_period: float
 
@@ -724,25 +744,27 @@ def vdp_analyse(eps: float, degree: int = 3, n_samples: int = 200,
     eigen-directions on the slow segments (|y − F(x)| < ``width``), the finite-difference
     check of both Jacobians (step ``fd_step``; None skips it) and the time-rescaling
     checks."""
-    from .fisher import eigenvalue_relative_error, rayleigh_quotient
+    from .fisher import bottom_rayleigh_error, eigenvalue_relative_error, rayleigh_quotient
 
     model = VanDerPol(eps, degree)
     cycle = vdp_limit_cycles(model, seed=seed, rtol=rtol, method=method)
     sens = vdp_sensitivities(model, n_samples=n_samples, rtol=rtol, method=method,
                              cycle=cycle)
     spec = vdp_fisher_spectrum(sens, variant)
-    fd_error = {}
+    fd_error, fd_error_bottom = {}, {}
     if fd_step is not None:
         fd = vdp_jacobian_fd(model, n_samples, step=fd_step, cycle=cycle, rtol=rtol,
                              method=method)
         fd_error = {v: eigenvalue_relative_error(fd[v], sens.jacobian(v), k=5)
                     for v in VDP_VARIANTS}
+        fd_error_bottom = {v: bottom_rayleigh_error(fd[v], vdp_fisher_spectrum(sens, v), k=5)
+                           for v in VDP_VARIANTS}
     v = model.time_rescaling_direction()
     return VdpAnalysis(
         model, cycle, sens, variant, spec,
         vdp_slow_fraction(cycle, spec.eigenvectors, width, weighted=True),
         vdp_slow_fraction(cycle, spec.eigenvectors, width, weighted=False),
-        vdp_slow_time_fraction(cycle, width), fd_error,
+        vdp_slow_time_fraction(cycle, width), fd_error, fd_error_bottom,
         rayleigh_quotient(sens.jac_phase, v), float(sens.period_gradient @ v / sens.period))
 
 
