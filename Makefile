@@ -2,6 +2,8 @@
 #   make book   run every chapter under the `ci` profile, check claims, build _build/html
 #   make test   the whole test suite (unit, notebooks under smoke and ci, book, browser)
 #   make sweep  an example sweep (GRID=..., NB=...): chapter 2 over seeds 0-4
+#   make robustness  every chapter's five-seed sweep (notebooks/sweeps/NN_seeds.yml,
+#               resumable) and the robustness page book/robustness.md
 PYTHON   ?= python3
 VENV     := .venv
 BIN      := $(VENV)/bin
@@ -11,7 +13,7 @@ PYTEST_ARGS ?=
 NB       ?= 02
 GRID     ?= notebooks/sweeps/02_seeds.yml
 
-.PHONY: venv book test unit lint sweep browser-deps wordnet-deps clean
+.PHONY: venv book test unit lint sweep robustness browser-deps wordnet-deps clean
 
 $(BIN)/.installed: requirements.txt constraints.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +31,12 @@ book: venv
 
 sweep: venv
 	$(BIN)/hyperribbon sweep $(NB) $(GRID)
+
+robustness: venv
+	@for g in notebooks/sweeps/[0-9][0-9]_seeds.yml; do \
+	  echo "sweep $$g"; $(BIN)/hyperribbon sweep $$(basename $$g | cut -c1-2) $$g || exit 1; done
+	$(BIN)/python -c "from hyperribbon.compendium.robustness import write_page; \
+	print('wrote', write_page())"
 
 # Headless Chromium for the browser test: Debian's packages (never a downloaded browser).
 browser-deps:

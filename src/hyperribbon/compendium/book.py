@@ -206,7 +206,8 @@ def write_atlas(folder: Path | None = None) -> Path:
 
 
 def build_book(repo_url: str | None = None, strict: bool = True) -> Path:
-    """Write the claims page and build the HTML book from the executed notebooks.
+    """Write the claims, robustness and atlas pages and build the HTML book from the
+    executed notebooks (and the seed sweeps, :mod:`hyperribbon.compendium.robustness`).
 
     ``repo_url`` (e.g. a fork on GitHub) sets the repository of the launch, download and
     source buttons. Warnings are errors (``-W -n --keep-going``) when ``strict``.
@@ -218,7 +219,13 @@ def build_book(repo_url: str | None = None, strict: bool = True) -> Path:
 
     root = repo_root()
     shutil.rmtree(root / "_build" / "html", ignore_errors=True)  # no stale pages
-    (root / "book" / "claims.md").write_text(claims_page(claim_rows()))
+    from . import robustness  # it builds on this module's tables
+
+    rows, seeds = claim_rows(), robustness.summarise(robustness.collect(
+        robustness.sweep_folders()))
+    robustness.mark_unstable(rows, seeds)  # a verdict that changes with the seed, said so
+    (root / "book" / "claims.md").write_text(claims_page(rows))
+    (root / "book" / "robustness.md").write_text(robustness.robustness_page(seeds))
     write_atlas()
     assets.prepare(root / "book" / "_static")
     cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(root)]
