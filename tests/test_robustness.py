@@ -54,3 +54,20 @@ def test_page_from_a_two_seed_smoke_sweep(toy, tmp_path):
     page = R.write_page(tmp_path / "robustness.md").read_text()
     assert "Seeds 0, 1 (profile smoke): 2 of 2 claims and diagnostics pass" in page
     assert "| `toy_value` | claim | 3 | 3 | 3 | 3 | 3 | 2 of 2 |" in page  # smoke: n = 3
+
+
+@pytest.mark.slow
+def test_page_from_a_two_seed_smoke_sweep_of_chapter_2(tmp_path):
+    """CI's check of the page on a real chapter: chapter 2 at seeds 0 and 1 (smoke)."""
+    from conftest import ROOT
+    from hyperribbon.compendium import run, sweep
+
+    grid = tmp_path / "02_seeds.yml"
+    grid.write_text("profile: smoke\ngrid:\n  seed: [0, 1]\n")
+    out = tmp_path / "02_chebyshev-02_seeds"
+    sweep.sweep("02", grid, out=out)
+    (s,) = [s for s in R.summarise(R.collect([out])) if s.name == "cheb_span_exp"]
+    assert s.notebook == "02_chebyshev" and s.seeds == [0, 1] and s.profile == "smoke"
+    assert s.values[0] != s.values[1]  # the seed changes the draws
+    page = R.write_page(tmp_path / "robustness.md", [out]).read_text()
+    assert all(f"| `{name}` |" in page for name in run.expected_claims(ROOT)["02_chebyshev"])
