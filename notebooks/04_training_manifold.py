@@ -353,16 +353,16 @@ claim("tm_top3_stress", s["es3"], ">=", 0.70,
           "the stress (authors' embeddings 0.71-0.80 at k = 3)",
       detail=f"{len(st.embedding.row_means)} models ({len(st.runs)} runs + geodesic), "
              f"{n_embed} {data_name} training images")
-claim("tm_arch_separates", s["arch_ratio"], ">=", 2.0,
+ok_arch = claim("tm_arch_separates", s["arch_ratio"], ">=", 2.0,
       ref="Mao et al. 2024, Figs. 3-4: architecture changes the trajectory, other factors "
           "little",
       detail=f"between-architecture {dec['between_arch']:.4f} / within-architecture "
              f"(optimiser, regularisation, seed) trajectory distance; seed spread "
              f"{dec['seed']:.4f}, same architecture {dec['same_arch']:.4f}")
-claim("tm_arch_dendrogram", s["purity"], ">=", 1.0,
+ok_tree = claim("tm_arch_dendrogram", s["purity"], ">=", 1.0,
       ref="Mao et al. 2024, Fig. 4: the dendrogram of configurations groups architectures",
       detail=f"purity of the complete-linkage cut into {len(set(arch_names))} clusters")
-claim("tm_seed_tube_thin", s["tube_ratio"], "<", 0.25,
+ok_tube = claim("tm_seed_tube_thin", s["tube_ratio"], "<", 0.25,
       ref="Mao et al. 2024, Fig. 3: seeds stay in a thin tube around their mean",
       detail=f"median tube width {s['tube_median']:.4f} / mean distance between "
              f"architectures {dec['between_arch']:.4f}")
@@ -378,7 +378,28 @@ claim("tm_corner_converges", s["corner_max"], "<=", 0.5,
              f"{len(s['corner_ratios'])} corner runs (test images); standard seeds' end "
              f"spread {s['end_spread']:.4f}")
 glue_values({"ch04-wall": time.perf_counter() - t_start, "ch04-train": st.train_s,
-             "ch04-geometry": st.geometry_s})
+             "ch04-geometry": st.geometry_s, "ch04-arch-ratio": s["arch_ratio"],
+             "ch04-purity": s["purity"], "ch04-tube-ratio": s["tube_ratio"],
+             "ch04-v-arch": "holds" if ok_arch else "does not hold at this scale",
+             "ch04-v-tree": "holds" if ok_tree else "does not hold at this scale",
+             "ch04-v-tube": "holds" if ok_tube else "does not hold at this scale"})
+
+# %% [markdown]
+# **Reading the claims.** The separation of architectures {glue:text}`ch04-v-arch`:
+# between architectures, trajectories are {glue:text}`ch04-arch-ratio:.2f` times as far
+# apart as within one (the claim asks for 2), and the dendrogram's purity is
+# {glue:text}`ch04-purity:.2f` (it asks for 1) — its verdict {glue:text}`ch04-v-tree`.
+# The decomposition above says why: at equal progress two seeds of one configuration are
+# {glue:text}`ch04-d-seed:.4f` apart, another optimiser or regularisation within one
+# architecture {glue:text}`ch04-d-arch:.4f`, another architecture
+# {glue:text}`ch04-d-between:.4f`. The optimiser adds nothing beyond the seed spread — the
+# paper's "other factors matter little" — but on Fashion-MNIST these small networks make
+# nearly the same per-sample predictions, so the architecture adds little too; the paper's
+# separation comes from CIFAR-10 and very different architectures, which the `paper`
+# profile runs. Seeds stay in a tube whose median width is {glue:text}`ch04-tube-ratio:.2f`
+# of the distance between architectures (the claim {glue:text}`ch04-v-tube`). A claim
+# that fails here is declared, with its evidence, in `notebooks/claims_status.yml` and
+# shown as such in the claims table.
 
 # %% [markdown]
 # ## Differences from the paper

@@ -349,18 +349,18 @@ claim("ts_diversity", div_mean, ">", 0,
       detail="mean over size-matched pairs of (diverse − natural) mean progress on the "
              "other tasks: " + "; ".join(f"{d} − {n}: {v:+.4f}" for n, d, v in div_pairs)
              + f"; Spearman ρ against groups spanned over all tasks {div_rho:.2f}")
-claim("ts_wordnet", rho_wn, ">=", 0.4,
+ok_wn = claim("ts_wordnet", rho_wn, ">=", 0.4,
       ref="Ramesh et al. 2023, Fig. 4 (qualitative; the correlation is ours): the task "
           "space matches parts of the WordNet tree",
       detail=f"Spearman ρ over the {n_pairs} task pairs sharing no class")
-claim("ts_meta_converges", meta_ratio, "<=", 0.7,
+ok_meta = claim("ts_meta_converges", meta_ratio, "<=", 0.7,
       ref="Ramesh et al. 2023, Sec. 6: episodic meta-learning and supervised learning "
           "traverse different trajectories but end at similar models",
       detail=f"end/middle distance between the mean trajectories; final imprinted accuracy "
              f"supervised {acc[full_name][1]:.3f}, episodic "
              f"{acc.get(f'{full_name} (protonet)', (np.nan, np.nan))[1]:.3f}"
              + (f"; {meta_note}" if meta_note else ""))
-claim("ts_contrastive_near_supervised", contrast[0] - contrast[1], "<", 0,
+ok_con = claim("ts_contrastive_near_supervised", contrast[0] - contrast[1], "<", 0,
       ref="Ramesh et al. 2023, Sec. 6: contrastive learning traverses trajectories similar "
           "to supervised learning",
       detail=f"d(contrastive, supervised) {contrast[0]:.4f} − d(contrastive, random labels) "
@@ -369,7 +369,21 @@ claim("ts_contrastive_near_supervised", contrast[0] - contrast[1], "<", 0,
              f"{acc.get(f'{full_name} (simclr)', (np.nan, np.nan))[1]:.3f}"
              + (f"; {contrast[2]}" if contrast[2] else ""))
 glue_values({"ch05-wall": time.perf_counter() - t_start, "ch05-train": st.train_s,
-             "ch05-geometry": st.geometry_s})
+             "ch05-geometry": st.geometry_s,
+             "ch05-v-wn": "holds" if ok_wn else "does not hold here",
+             "ch05-v-meta": "holds" if ok_meta else "does not hold at this scale",
+             "ch05-v-con": "holds" if ok_con else "does not hold at this scale"})
+
+# %% [markdown]
+# **Reading the claims.** The WordNet correlation over task pairs that share no class
+# {glue:text}`ch05-v-wn` (ρ = {glue:text}`ch05-rho-wn:.2f` over
+# {glue:text}`ch05-npairs` pairs): Fashion-MNIST's ten classes leave few such pairs, at
+# nearly equal WordNet distances, so this dataset cannot test the claim well. The
+# convergence of episodic and supervised learning {glue:text}`ch05-v-meta` (end/middle
+# distance ratio {glue:text}`ch05-meta-ratio:.2f`): neither is trained to near-zero
+# training error here. The closeness of contrastive to supervised learning
+# {glue:text}`ch05-v-con`. A claim that fails here is declared, with its evidence, in
+# `notebooks/claims_status.yml` and shown as such in the claims table.
 
 # %% [markdown]
 # ## Differences from the paper
