@@ -237,10 +237,20 @@ def test_a_run_killed_mid_way_resumes_bitwise_equal(tmp_path):
     assert not list(cache.glob("partial-*.pt"))
 
 
-def test_the_documented_rule_never_picks_ensembles_on_a_cpu():
-    assert tr.choose_path("cpu", "mlp", 32) == "loop"
+def test_the_engine_picks_an_ensemble_on_a_cpu_only_when_it_measures_faster():
+    assert tr.choose_path("cpu", "mlp", 32) == "loop"  # no measurement: the loop
+    assert tr.choose_path("cpu", "mlp", 32, timings=(1.0, 0.5)) == "ensemble"
+    assert tr.choose_path("cpu", "mlp", 32, timings=(1.0, 0.9)) == "loop"  # within margin
+    assert tr.choose_path("cpu", "mlp", 1, timings=(1.0, 0.1)) == "loop"
     assert tr.choose_path("cuda", "cnn", 32) == "ensemble"
     assert tr.choose_path("cuda", "cnn", 1) == "loop"
+
+
+@needs_data
+def test_measure_paths_times_both_paths():
+    specs = [replace(TINY, seed=s, init="noisy", init_scale=0.1) for s in range(4)]
+    loop, ens = tr.measure_paths(specs, "cpu", steps=2)
+    assert loop > 0 and ens > 0
 
 
 # ---------------------------------------------------------------------------------------

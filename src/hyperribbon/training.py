@@ -17,10 +17,11 @@ training samples and on every recorded set.
   run killed at any point resumes from there and ends bitwise identical on the CPU.
 - **Ensembles where they pay.** Runs that differ only in their seed can train together as
   one vmapped ensemble (``torch.func.stack_module_state`` + ``functional_call`` + ``vmap``;
-  BatchNorm statistics are stacked too). :func:`choose_path` picks it on CUDA only: on
-  CPUs it measured 0.7–1.0x a plain loop for small MLPs and 0.2–0.3x for small CNNs
-  (``benchmarks/bench_training.py``), so there the runs are trained one by one, in
-  parallel processes with one intra-op thread each (``workers``).
+  BatchNorm statistics are stacked too). :func:`choose_path` picks it on CUDA; on a CPU,
+  where it can be slower or faster than a loop depending on the architecture and the
+  load (``benchmarks/bench_training.py``), only when a short measurement
+  (:func:`measure_paths`) finds it faster. Either way the units of work (ensembles or
+  single runs) go to parallel processes with one intra-op thread each (``workers``).
 - **Any executor.** A run depends only on its specification and the data; :func:`train`
   hands groups of runs to any ``concurrent.futures``-style executor, whose workers write
   to the shared cache, and then only loads.
@@ -47,7 +48,7 @@ from torch import nn
 
 from hyperribbon import data as data_mod
 from hyperribbon.nets import ARCH_DEPTH, Classifier, check_architecture, classifier
-from hyperribbon.util import cache_dir, progress, resolve_device
+from hyperribbon.util import cache_dir, progress, resolve_device, torch_threads
 
 #: Bump when a change to this module changes what a run produces.
 ENGINE_VERSION = 2
@@ -768,17 +769,67 @@ def _save_state(path: Path, state: dict) -> None:
 # Training many runs
 
 
+#: An ensemble must measure this much faster than the loop to be chosen on a CPU.
+ENSEMBLE_MARGIN = 1.2
+_TIMINGS: dict[tuple, tuple[float, float]] = {}
+
+
+def measure_paths(specs: Sequence[RunSpec], device: torch.device | str = "cpu",
+                  steps: int = 3) -> tuple[float, float]:
+    """Seconds per optimisation step of all K runs as a loop and as one vmapped ensemble,
+    each on one intra-op thread, from ``steps`` timed steps after a warm-up step (corner
+    initialisations are measured from the standard one: the step is the same).
+
+    Returns
+    -------
+    (loop, ensemble) seconds for one step of every run.
+    """
+    specs = [replace(s, init="standard") for s in specs]
+    dev = torch.device(device)
+    with torch_threads(1):
+        out = []
+        for group, scale in ((_Group(specs[:1], dev, ensemble=False), len(specs)),
+                             (_Group(specs, dev, ensemble=True), 1)):
+            group.train_step()
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                group.train_step()
+            out.append((time.perf_counter() - t0) / steps * scale)
+    return out[0], out[1]
+
+
 def choose_path(device: torch.device | str, arch: str, k: int,
-                method: str = "supervised") -> str:
+                method: str = "supervised", timings: tuple[float, float] | None = None
+                ) -> str:
     """"ensemble" or "loop" for k runs of one architecture on ``device``.
 
-    The documented rule, from ``benchmarks/bench_training.py`` and the measurements quoted
-    in the module docstring: vmapped ensembles only on CUDA (on CPUs they were never faster
-    than a loop: 0.7–1.0x for MLPs, 0.2–0.3x for CNNs), only for more than one run, and
-    only for supervised training (episodes and contrastive views run as a loop).
+    Only supervised groups of more than one run can be ensembles (episodes and
+    contrastive views run as a loop). On CUDA a vmapped ensemble always. On a CPU it
+    depends (vmapped ensembles measured 0.7–1.0x a plain loop for small MLPs and
+    0.2–0.3x for small CNNs on one machine, and faster than the loop on the same machine
+    under load; ``benchmarks/bench_training.py``), so the engine measures
+    (:func:`measure_paths`, passed as ``timings``) and takes the ensemble only when it is
+    at least :data:`ENSEMBLE_MARGIN` times faster; without a measurement, the loop.
     """
     dev = torch.device(device)
-    return "ensemble" if dev.type == "cuda" and k > 1 and method == "supervised" else "loop"
+    if k < 2 or method != "supervised":
+        return "loop"
+    if dev.type == "cuda":
+        return "ensemble"
+    if timings is not None and timings[1] * ENSEMBLE_MARGIN < timings[0]:
+        return "ensemble"
+    return "loop"
+
+
+def _timings(group: list[RunSpec], dev: torch.device) -> tuple[float, float] | None:
+    """Measured (loop, ensemble) step times of a CPU group, cached per shape of work."""
+    s = group[0]
+    if dev.type != "cpu" or len(group) < 2 or s.method != "supervised":
+        return None
+    key = (s.arch, s.width, s.depth, s.batch_size, s.image_shape, s.augment, len(group))
+    if key not in _TIMINGS:
+        _TIMINGS[key] = measure_paths(group, dev)
+    return _TIMINGS[key]
 
 
 def train_group(specs: Sequence[RunSpec], device: str = "auto", cache: str | None = None,
@@ -902,7 +953,7 @@ def train(specs: Sequence[RunSpec], *, executor: Executor | None = None,
         groups.setdefault(s.group_key(), []).append(s)
     units = []
     for g in groups.values():
-        if choose_path(dev, g[0].arch, len(g), g[0].method) == "ensemble":
+        if choose_path(dev, g[0].arch, len(g), g[0].method, _timings(g, dev)) == "ensemble":
             units.append(g)
         else:
             units += [[s] for s in g]
