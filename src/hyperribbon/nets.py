@@ -1,5 +1,9 @@
 """Network families of the compendium.
 
+Chapters 4, 5 and 6's image bridge: image classifiers ``head(features(x))`` of five
+families (:func:`classifier`: linear, MLP, all-convolutional CNN, ConvMixer, wide ResNet),
+trained by :mod:`hyperribbon.training`.
+
 Chapter 3 (Jeffreys prior sampling): generative sigmoid networks that map a k-unit code
 h ∈ [0, 1]^k to an image x̂(h) ∈ (0, 1)^m, trained on flattened images with pixel values
 in [0, 1] read as Bernoulli probabilities.
