@@ -115,24 +115,24 @@ def build_runs(task_list: Sequence[tk.Task], *, methods: Sequence[str], per_clas
 
 @dataclass
 class Study:
-    """What the chapter plots and claims.
+    """What the chapter plots and claims; ``r`` indexes runs, in the order of the groups'
+    specs.
 
-    Attributes (``r`` indexes runs, in the order of the groups' specs)
-    ----------
-    groups, runs, group_of : the TaskRuns, their runs, and each run's group index
-    labels : evaluation labels (M,)
-    n_ckpt : checkpoints per run
-    embedding : InPCA of every checkpoint (imprinted predictions on the evaluation set)
-        followed by ``n_geodesic`` points of the P0 → P* geodesic
-    progress : per run, progress of each checkpoint on the full task
-    accuracy : per run, imprinted accuracy of each checkpoint on the evaluation set
-    eval_tasks : the non-random tasks progress is measured on
-    gain : (n_groups, n_eval_tasks) seed-averaged final − initial progress on each task
-    riemann : per run, the Fisher length of its trajectory
-    dist_groups : indices of the supervised non-random task groups
-    task_dist : (T, T) trajectory distances between those tasks: seed-averaged
-        trajectories re-indexed over the progress range the runs of both tasks reach,
-        mean d_B over that range; NaN for a pair that shares no range
+    - ``groups``, ``runs``, ``group_of``: the TaskRuns, their runs, each run's group.
+    - ``labels``: evaluation labels (M,).
+    - ``n_ckpt``: checkpoints per run.
+    - ``embedding``: InPCA of every checkpoint (imprinted predictions on the evaluation
+      set), then the ``n_geodesic`` points of the P0 → P* geodesic.
+    - ``progress``, ``accuracy``: per run, progress on the full task and imprinted
+      accuracy of each checkpoint.
+    - ``eval_tasks``: the non-random tasks progress is measured on.
+    - ``gain``: (n_groups, n_eval_tasks) seed-averaged final − initial progress.
+    - ``riemann``: per run, the Fisher length of its trajectory.
+    - ``dist_groups``: indices of the supervised non-random task groups.
+    - ``task_dist``: (T, T) trajectory distances between those tasks — seed-averaged
+      trajectories re-indexed over the progress range the runs of both reach, mean d_B
+      over it; NaN for a pair that shares no range.
+    - ``train_s``, ``geometry_s``: wall times.
     """
 
     groups: list[TaskRuns]

@@ -164,27 +164,28 @@ def build_grid(*, dataset: str, n_train: int, n_embed: int, pool: int, archs: Se
 
 @dataclass
 class Study:
-    """Everything the chapter plots and claims (see the module docstring).
+    """Everything the chapter plots and claims (see the module docstring). Runs are the
+    kept ones; ``r`` indexes them.
 
-    Attributes (runs are the kept ones; ``r`` indexes them)
-    ----------
-    configs, runs, run_config : kept runs and the index of each one's configuration
-    dropped : [(config name, seed, final training error)] above the threshold
-    labels_train, labels_test : labels of the embedded samples
-    n_ckpt : checkpoints per kept run (in the embedding order)
-    embedding : InPCA of all checkpoints + P0, P*, geodesic (last ``n_geodesic`` + 2 rows:
-        geodesic points, then P0 and P* are the geodesic's ends)
-    geodesic_t : progress of the geodesic points
-    progress_train, progress_test : per kept run, progress of each checkpoint
-    grid : the progress values the standard runs are re-indexed on (common range)
-    std_runs : indices (into runs) of the standard runs (no corner)
-    reindexed : (R_std, G, M, C) float32 re-indexed trajectories on the train samples
-    epochs_at : (R_std, G) epoch at which each standard run reaches each grid value
-    run_dist : (R_std, R_std) trajectory distances
-    tubes : {config index: (S, G) tube widths}
-    config_dist : (n_std_configs, n_std_configs), std_configs: their config indices
-    corner_ratio : {run index: (d_start, d_end)} on test samples to the standard end point
-    std_end_spread : d_B of each standard seed's end (test) to their mean end
+    - ``configs``, ``runs``, ``run_config``: kept runs and each one's configuration index.
+    - ``dropped``: (config name, seed, final training error) of the runs above the threshold.
+    - ``labels_train``, ``labels_test``: labels of the embedded samples.
+    - ``n_ckpt``: checkpoints per kept run, in the embedding's order.
+    - ``embedding``: InPCA of all checkpoints, then the ``n_geodesic`` geodesic points
+      (from P0 to P*).
+    - ``geodesic_t``: progress of the geodesic points.
+    - ``progress_train``, ``progress_test``: per kept run, progress of each checkpoint.
+    - ``grid``: the progress values the standard runs are re-indexed on (common range).
+    - ``std_runs``: indices of the standard runs (no corner).
+    - ``reindexed``: (R_std, G, M, C) float32 re-indexed trajectories (train samples).
+    - ``epochs_at``: (R_std, G) epoch at which each standard run reaches each grid value.
+    - ``run_dist``: (R_std, R_std) trajectory distances.
+    - ``tubes``: configuration index → (S, G) tube widths.
+    - ``std_configs``, ``config_dist``: configurations with standard runs, and their
+      distances (mean over seed pairs).
+    - ``corner_dist``: run index → (d_start, d_end) on test samples to the standard end.
+    - ``std_end_spread``: d_B of each standard seed's end (test) to their mean end.
+    - ``train_s``, ``geometry_s``: wall times.
     """
 
     configs: list[Config]
