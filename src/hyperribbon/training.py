@@ -48,7 +48,7 @@ from torch import nn
 
 from hyperribbon import data as data_mod
 from hyperribbon.nets import ARCH_DEPTH, Classifier, check_architecture, classifier
-from hyperribbon.util import cache_dir, progress, resolve_device, torch_threads
+from hyperribbon.util import cache_dir, progress, resolve_device
 
 #: Bump when a change to this module changes what a run produces.
 ENGINE_VERSION = 2
@@ -775,10 +775,12 @@ _TIMINGS: dict[tuple, tuple[float, float]] = {}
 
 
 def measure_paths(specs: Sequence[RunSpec], device: torch.device | str = "cpu",
-                  steps: int = 3) -> tuple[float, float]:
+                  steps: int = 5) -> tuple[float, float]:
     """Seconds per optimisation step of all K runs as a loop and as one vmapped ensemble,
-    each on one intra-op thread, from ``steps`` timed steps after a warm-up step (corner
-    initialisations are measured from the standard one: the step is the same).
+    with this process's intra-op threads: the best of ``steps`` timed steps after two warm-up
+    steps (corner initialisations are measured from the standard one: the step is the
+    same). The ensemble is not measured (inf) where it cannot be used: one run, or a
+    method other than supervised.
 
     Returns
     -------
@@ -786,15 +788,19 @@ def measure_paths(specs: Sequence[RunSpec], device: torch.device | str = "cpu",
     """
     specs = [replace(s, init="standard") for s in specs]
     dev = torch.device(device)
-    with torch_threads(1):
-        out = []
-        for group, scale in ((_Group(specs[:1], dev, ensemble=False), len(specs)),
-                             (_Group(specs, dev, ensemble=True), 1)):
-            group.train_step()
+    paths = [(_Group(specs[:1], dev, ensemble=False), len(specs))]
+    if len(specs) > 1 and specs[0].method == "supervised":
+        paths.append((_Group(specs, dev, ensemble=True), 1))
+    out = [float("inf"), float("inf")]
+    for i, (group, scale) in enumerate(paths):
+        group.train_step()
+        group.train_step()
+        best = float("inf")
+        for _ in range(steps):
             t0 = time.perf_counter()
-            for _ in range(steps):
-                group.train_step()
-            out.append((time.perf_counter() - t0) / steps * scale)
+            group.train_step()
+            best = min(best, time.perf_counter() - t0)
+        out[i] = best * scale
     return out[0], out[1]
 
 
@@ -821,12 +827,18 @@ def choose_path(device: torch.device | str, arch: str, k: int,
     return "loop"
 
 
+#: Below this estimated work (seconds on one core) the default executor stays in process:
+#: starting worker processes (each imports torch) costs more than it saves.
+POOL_MIN_SECONDS = 20.0
+
+
 def _timings(group: list[RunSpec], dev: torch.device) -> tuple[float, float] | None:
     """Measured (loop, ensemble) step times of a CPU group, cached per shape of work."""
     s = group[0]
-    if dev.type != "cpu" or len(group) < 2 or s.method != "supervised":
+    if dev.type != "cpu":
         return None
-    key = (s.arch, s.width, s.depth, s.batch_size, s.image_shape, s.augment, len(group))
+    key = (s.arch, s.width, s.depth, s.batch_size, s.image_shape, s.augment, s.method,
+           len(group))
     if key not in _TIMINGS:
         _TIMINGS[key] = measure_paths(group, dev)
     return _TIMINGS[key]
@@ -916,12 +928,17 @@ def available_dataset(name: str, fallback: str) -> tuple[str, str]:
                           f"the nearest real dataset is used instead")
 
 
+def _unit_path(unit: list[RunSpec]) -> str:
+    """A unit of work of several runs is an ensemble chosen by :func:`train`."""
+    return "ensemble" if len(unit) > 1 else "loop"
+
+
 def _one_thread() -> None:
     torch.set_num_threads(1)
 
 
 def train(specs: Sequence[RunSpec], *, executor: Executor | None = None,
-          workers: int = 1, device: str = "auto", cache: Path | None = None,
+          workers: int | None = None, device: str = "auto", cache: Path | None = None,
           desc: str = "training") -> list[Run]:
     """Train (or load from the cache) every run; one :class:`Run` per specification.
 
@@ -931,8 +948,10 @@ def train(specs: Sequence[RunSpec], *, executor: Executor | None = None,
     executor : any ``concurrent.futures.Executor`` (e.g. a Dask client's); its workers
         must see the same cache folder. Default: in-process, or a pool of ``workers``
         processes with one intra-op thread each.
-    workers : processes for the default executor (CPU: runs in parallel beat threads
-        inside one small run).
+    workers : processes for the default executor on a CPU (default: one per core), each
+        with one intra-op thread (runs in parallel beat threads inside one small run). The
+        pool starts only when the measured work exceeds :data:`POOL_MIN_SECONDS`; smaller
+        work trains in this process.
     device : "auto", "cpu", "cuda", …
     cache : the cache folder (default ``cache_dir("runs")``).
 
@@ -951,17 +970,22 @@ def train(specs: Sequence[RunSpec], *, executor: Executor | None = None,
     groups: dict[str, list[RunSpec]] = {}
     for s in missing:
         groups.setdefault(s.group_key(), []).append(s)
-    units = []
+    units, work = [], 0.0
     for g in groups.values():
-        if choose_path(dev, g[0].arch, len(g), g[0].method, _timings(g, dev)) == "ensemble":
+        t = _timings(g, dev)
+        if choose_path(dev, g[0].arch, len(g), g[0].method, t) == "ensemble":
             units.append(g)
         else:
             units += [[s] for s in g]
+        if t is not None:  # estimated seconds on one core, pre-training included
+            work += min(t) * g[0].total_steps * (1 + g[0].init_epochs / g[0].epochs)
     # longest first, so that parallel workers finish together (a rough cost model)
     units.sort(key=lambda u: -len(u) * u[0].epochs * u[0].train.n * u[0].width
                * _ARCH_COST[u[0].arch] * (1 + u[0].init_epochs / u[0].epochs))
     own = None
-    if executor is None and workers > 1 and len(units) > 1 and dev.type == "cpu":
+    workers = (os.cpu_count() or 1) if workers is None else workers
+    if executor is None and workers > 1 and len(units) > 1 and dev.type == "cpu" \
+            and work > POOL_MIN_SECONDS:
         import multiprocessing
 
         own = executor = ProcessPoolExecutor(
@@ -970,9 +994,10 @@ def train(specs: Sequence[RunSpec], *, executor: Executor | None = None,
     try:
         if executor is None:
             for u in progress(units, desc=desc):
-                train_group(u, str(dev), cache_s)
+                train_group(u, str(dev), cache_s, _unit_path(u))
         else:
-            futures = [executor.submit(train_group, u, str(dev), cache_s) for u in units]
+            futures = [executor.submit(train_group, u, str(dev), cache_s, _unit_path(u))
+                       for u in units]
             for f in progress(futures, desc=desc):
                 f.result()
     finally:
