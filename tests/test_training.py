@@ -205,23 +205,35 @@ def test_the_cache_never_trains_twice_and_detects_damage(tmp_path):
     assert json.loads((c.path / "meta.json").read_text())["key"] == TINY.key()
 
 
-@needs_data
-def test_a_run_killed_mid_way_resumes_bitwise_equal(tmp_path):
-    spec = replace(TINY, epochs=40, arch="cnn", width=4, optimizer="adam", lr=1e-3,
-                   augment=True)
-    ref = tmp_path / "ref"
-    tr.train_group([spec], "cpu", str(ref), save_every=0)
-    cache = tmp_path / "killed"
-    code = ("import pickle, sys, torch; torch.set_num_threads(1); "
-            "from hyperribbon import training as tr; "
-            "tr.train_group(pickle.loads(sys.stdin.buffer.read()), 'cpu', sys.argv[1], "
-            "save_every=7)")
+_TRAIN_IN_A_FRESH_PROCESS = (
+    "import pickle, sys, torch; torch.set_num_threads(1); "
+    "from hyperribbon import training as tr; "
+    "tr.train_group(pickle.loads(sys.stdin.buffer.read()), 'cpu', sys.argv[1], "
+    "save_every=7)")
+
+
+def _train_in_subprocess(spec: tr.RunSpec, cache) -> subprocess.Popen:
+    """Start training ``spec`` into ``cache`` in a fresh Python process (one thread), as a
+    user's interrupted job would; the caller waits or kills it."""
     import pickle
+
     env = {**os.environ, "HYPERRIBBON_PROGRESS": "0"}
-    proc = subprocess.Popen([sys.executable, "-c", code, str(cache)], stdin=subprocess.PIPE,
-                            env=env)
+    proc = subprocess.Popen([sys.executable, "-c", _TRAIN_IN_A_FRESH_PROCESS, str(cache)],
+                            stdin=subprocess.PIPE, env=env)
     proc.stdin.write(pickle.dumps([spec]))
     proc.stdin.close()
+    return proc
+
+
+@needs_data
+def test_a_run_killed_mid_way_resumes_bitwise_equal(tmp_path):
+    # every stage runs in a fresh process with the same settings, so that nothing left in
+    # the test process by other tests (thread pools, backends) can touch the numbers
+    spec = replace(TINY, epochs=40, arch="cnn", width=4, optimizer="adam", lr=1e-3,
+                   augment=True)
+    ref, cache = tmp_path / "ref", tmp_path / "killed"
+    assert _train_in_subprocess(spec, ref).wait() == 0
+    proc = _train_in_subprocess(spec, cache)
     deadline = time.time() + 120
     while not list(cache.glob("partial-*.pt")) and time.time() < deadline:
         assert proc.poll() is None, "the run finished before it could be killed"
@@ -230,7 +242,7 @@ def test_a_run_killed_mid_way_resumes_bitwise_equal(tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert tr.load_cached(spec, cache) is None and list(cache.glob("partial-*.pt"))
-    tr.train_group([spec], "cpu", str(cache), save_every=7)
+    assert _train_in_subprocess(spec, cache).wait() == 0  # resumes from the saved state
     a, b = tr.load_cached(spec, ref), tr.load_cached(spec, cache)
     for name in ("probs_test", "loss_fit", "error_test", "steps"):
         np.testing.assert_array_equal(a.array(name), b.array(name))
