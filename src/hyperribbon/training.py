@@ -984,7 +984,9 @@ def train(specs: Sequence[RunSpec], *, executor: Executor | None = None,
                * _ARCH_COST[u[0].arch] * (1 + u[0].init_epochs / u[0].epochs))
     own = None
     workers = (os.cpu_count() or 1) if workers is None else workers
-    if executor is None and workers > 1 and len(units) > 1 and dev.type == "cpu" \
+    # a pool pays when there are units for every worker and enough work to cover the
+    # start-up of the processes; a lone ensemble runs here, on all of this process's threads
+    if executor is None and workers > 1 and len(units) >= workers and dev.type == "cpu" \
             and work > POOL_MIN_SECONDS:
         import multiprocessing
 
